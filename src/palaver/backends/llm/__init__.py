@@ -1,1 +1,1 @@
-"""backends/llm."""
+"""Chat backends: the brain of the cascade (any OpenAI-compatible endpoint, or the offline echo)."""

@@ -1,0 +1,43 @@
+"""Pick and build the model backends from settings."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from palaver.backends.base import ChatModel, SpeechToText, TextToSpeech
+from palaver.backends.llm.echo import EchoChat
+from palaver.backends.llm.openai_compat import OpenAICompatibleChat
+from palaver.backends.stt.pocketsphinx import PocketsphinxSTT
+from palaver.backends.tts.espeak import EspeakTTS
+from palaver.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Backends:
+    stt: SpeechToText
+    tts: TextToSpeech
+    chat: ChatModel
+    executor: ThreadPoolExecutor
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def build_backends(settings: Settings) -> Backends:
+    """Load the configured backends; a missing library or model is a clear startup error."""
+    stt = PocketsphinxSTT()
+    stt.warm_up()
+    tts = EspeakTTS()
+    chat: ChatModel
+    if settings.llm_base_url:
+        chat = OpenAICompatibleChat(
+            base_url=settings.llm_base_url, model=settings.llm_model, api_key=settings.llm_api_key
+        )
+    else:
+        chat = EchoChat()
+    executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="palaver-model")
+    return Backends(stt=stt, tts=tts, chat=chat, executor=executor)

@@ -1,0 +1,68 @@
+"""The ``palaver`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from palaver import __version__
+from palaver.config import ConfigError, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="palaver", description="Self-hosted OpenAI Realtime-compatible voice agents")
+    parser.add_argument("--version", action="version", version=f"palaver {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server (settings from PALAVER_* variables; flags override)")
+    serve.add_argument("--host", help="address to bind (PALAVER_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (PALAVER_PORT, default 8000)")
+    serve.add_argument("--llm-base-url", help="OpenAI-compatible chat endpoint (PALAVER_LLM_BASE_URL)")
+    serve.add_argument("--llm-model", help="model name at that endpoint (PALAVER_LLM_MODEL)")
+    serve.add_argument("--log-level", help="debug, info, warning, error (PALAVER_LOG_LEVEL)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(
+            host=args.host,
+            port=args.port,
+            llm_base_url=args.llm_base_url,
+            llm_model=args.llm_model,
+            log_level=args.log_level,
+        )
+    except ConfigError as exc:
+        print(f"palaver: {exc}", file=sys.stderr)
+        return 2
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    from palaver.backends.base import BackendUnavailable
+    from palaver.backends.registry import build_backends
+    from palaver.server.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        backends = build_backends(settings)
+    except BackendUnavailable as exc:
+        print(f"palaver: cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        uvicorn.run(
+            create_app(settings, backends),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            ws_max_size=32 * 1024 * 1024,
+            ws_ping_interval=None,
+        )
+    finally:
+        backends.close()
+    return 0

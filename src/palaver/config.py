@@ -1,0 +1,62 @@
+"""Settings: every one an environment variable (``PALAVER_*``); ``palaver serve`` flags override them.
+
+These names are public API: they are documented in the README and kept stable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+DEFAULT_MODEL = "gpt-realtime"
+
+
+class ConfigError(ValueError):
+    """A setting has a value Palaver cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: With no key the server is open (and says so at startup).
+    api_key: str | None = None
+    #: Any OpenAI-compatible Chat Completions endpoint; unset means the offline echo brain.
+    llm_base_url: str | None = None
+    llm_model: str = "default"
+    llm_api_key: str | None = None
+    #: Hard limit of a session (OpenAI's is 60 minutes).
+    session_max_seconds: float = 3600.0
+    #: Append every server event sent, one JSON per line, to this file (for debugging and tests).
+    wire_log: str | None = None
+    #: Events queued for one client before it is disconnected as too slow.
+    send_queue_events: int = 4096
+    #: Threads for model work (ASR, TTS) so it never blocks the event loop.
+    model_threads: int = 4
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"PALAVER_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _convert(name: str, raw: str, type_name: Any) -> Any:
+    kind = str(type_name)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"PALAVER_{name.upper()}={raw!r} is not a number") from exc
+    return raw

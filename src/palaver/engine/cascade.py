@@ -1,0 +1,184 @@
+"""The cascade engine: LLM text streams into sentence-chunked TTS.
+
+ASR is not here: the session transcribes user audio as it arrives (so the transcript is ready
+when the turn ends) and the engine sees user turns as text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator
+from concurrent.futures import Executor
+
+from palaver.backends.base import (
+    BackendError,
+    ChatEvent,
+    ChatFinished,
+    ChatModel,
+    ChatRequest,
+    TextDelta,
+    TextToSpeech,
+    ToolCallDelta,
+)
+from palaver.engine.events import (
+    EngineEvent,
+    EngineFinished,
+    EngineRequest,
+    FunctionCallArguments,
+    FunctionCallEnd,
+    FunctionCallStart,
+    OutputAudio,
+    OutputText,
+)
+from palaver.engine.sentences import SentenceChunker
+from palaver.protocol.ids import new_id
+
+_LLM_QUEUE_BOUND = 256
+_DONE = object()
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (4 characters a token) for backends that report no usage."""
+    return (len(text) + 3) // 4
+
+
+class CascadeEngine:
+    def __init__(self, *, chat: ChatModel, tts: TextToSpeech, executor: Executor) -> None:
+        self.chat = chat
+        self.tts = tts
+        self._executor = executor
+
+    async def generate(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
+        chat_request = ChatRequest(
+            messages=request.messages,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
+            max_tokens=request.max_output_tokens,
+        )
+        events = self._llm_events(chat_request)
+        chunker = SentenceChunker()
+        calls = _CallAssembler()
+        finished: ChatFinished | None = None
+        out_chars = 0
+        try:
+            async for ev in events:
+                if isinstance(ev, TextDelta):
+                    out_chars += len(ev.text)
+                    if not request.audio:
+                        yield OutputText(ev.text)
+                        continue
+                    for piece in chunker.push(ev.text):
+                        async for out in self._speak(piece, request):
+                            yield out
+                elif isinstance(ev, ToolCallDelta):
+                    if request.audio:
+                        async for out in self._flush_speech(chunker, request):
+                            yield out
+                    for out in calls.push(ev):
+                        yield out
+                else:
+                    finished = ev
+            if request.audio:
+                async for out in self._flush_speech(chunker, request):
+                    yield out
+            for out in calls.close():
+                yield out
+        finally:
+            await events.aclose()
+        usage = finished.usage if finished is not None else None
+        in_tokens = usage.input_tokens if usage else sum(estimate_tokens(str(m)) for m in request.messages)
+        out_tokens = usage.output_tokens if usage else (out_chars + 3) // 4
+        reason = "length" if finished is not None and finished.reason == "length" else "stop"
+        yield EngineFinished(reason=reason, text_input_tokens=in_tokens, text_output_tokens=out_tokens)
+
+    async def _llm_events(self, request: ChatRequest) -> AsyncGenerator[ChatEvent, None]:
+        """Read the LLM on its own task so it keeps streaming while earlier sentences are spoken."""
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=_LLM_QUEUE_BOUND)
+
+        async def produce() -> None:
+            try:
+                async for ev in self.chat.stream(request):
+                    await queue.put(ev)
+            except BackendError as exc:
+                await queue.put(exc)
+            except Exception as exc:  # a broken backend fails this response, not the process
+                await queue.put(BackendError(f"{type(exc).__name__}: {exc}", code="llm_error"))
+            await queue.put(_DONE)
+
+        task = asyncio.create_task(produce(), name="llm-stream")
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BackendError):
+                    raise item
+                assert isinstance(item, TextDelta | ToolCallDelta | ChatFinished)
+                yield item
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _flush_speech(self, chunker: SentenceChunker, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+        rest = chunker.flush()
+        if rest:
+            async for out in self._speak(rest, request):
+                yield out
+
+    async def _speak(self, piece: str, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+        """Yield the piece's transcript, then its audio chunk by chunk as TTS makes it."""
+        yield OutputText(piece)
+        text = piece.strip()
+        if not text:
+            return
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()  # bounded by the piece's length
+        stop = threading.Event()
+
+        def sink(pcm: bytes) -> bool:
+            if stop.is_set():
+                return False
+            loop.call_soon_threadsafe(chunks.put_nowait, pcm)
+            return True
+
+        def run() -> None:
+            try:
+                self.tts.synthesize(text, voice=request.voice, speed=request.speed, sink=sink)
+            finally:
+                loop.call_soon_threadsafe(chunks.put_nowait, None)
+
+        job = loop.run_in_executor(self._executor, run)
+        try:
+            while (pcm := await chunks.get()) is not None:
+                yield OutputAudio(pcm, self.tts.sample_rate)
+            await job  # re-raises a synthesis failure
+        finally:
+            stop.set()
+            if not job.done():
+                job.cancel()
+
+
+class _CallAssembler:
+    """Turns indexed tool-call deltas into start / arguments / end events, one call at a time."""
+
+    def __init__(self) -> None:
+        self._index: int | None = None
+
+    def push(self, delta: ToolCallDelta) -> list[EngineEvent]:
+        out: list[EngineEvent] = []
+        if delta.index != self._index:
+            out.extend(self.close())
+            self._index = delta.index
+            out.append(FunctionCallStart(call_id=delta.call_id or new_id("call"), name=delta.name or ""))
+        if delta.arguments:
+            out.append(FunctionCallArguments(delta.arguments))
+        return out
+
+    def close(self) -> list[EngineEvent]:
+        if self._index is None:
+            return []
+        self._index = None
+        return [FunctionCallEnd()]

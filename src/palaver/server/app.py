@@ -1,0 +1,62 @@
+"""The ASGI application: routes, startup and shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import JSONResponse
+
+from palaver import __version__
+from palaver.backends.registry import Backends, build_backends
+from palaver.config import Settings
+from palaver.transports.websocket import RealtimeContext, realtime_endpoint
+from palaver.transports.wire_log import WireLog
+
+log = logging.getLogger("palaver")
+
+
+def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
+    """Build the app. ``backends`` may be given (tests, embedding); otherwise they load at startup."""
+    state: dict[str, RealtimeContext] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loaded = backends if backends is not None else build_backends(settings)
+        wire_log = WireLog(settings.wire_log) if settings.wire_log else None
+        state["ctx"] = RealtimeContext(settings=settings, backends=loaded, wire_log=wire_log)
+        if settings.api_key is None:
+            log.warning("PALAVER_API_KEY is not set: the server is OPEN, any client may connect")
+        log.info(
+            "palaver %s ready: stt=%s tts=%s brain=%s",
+            __version__,
+            loaded.stt.name,
+            loaded.tts.name,
+            loaded.chat.name,
+        )
+        if loaded.chat.name == "echo":
+            log.warning("no PALAVER_LLM_BASE_URL: using the echo brain, which repeats what it hears")
+        try:
+            yield
+        finally:
+            if wire_log is not None:
+                wire_log.close()
+            if backends is None:
+                loaded.close()
+
+    app = FastAPI(title="Palaver", version=__version__, lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        ctx = state.get("ctx")
+        if ctx is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ok", "brain": ctx.backends.chat.name})
+
+    @app.websocket("/v1/realtime")
+    async def realtime(websocket: WebSocket) -> None:
+        await realtime_endpoint(websocket, state["ctx"])
+
+    return app

@@ -1,0 +1,79 @@
+"""The default conversation: ordered items, with the audio that belongs to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from palaver.protocol.errors import ProtocolError
+from palaver.protocol.items import ConversationItem
+
+
+@dataclass
+class StoredAudio:
+    """Audio of one item, in the wire format it was received or sent in."""
+
+    format_type: str
+    data: bytes
+
+
+class Conversation:
+    def __init__(self) -> None:
+        self._items: list[ConversationItem] = []
+        self._audio: dict[str, StoredAudio] = {}
+
+    @property
+    def items(self) -> list[ConversationItem]:
+        return list(self._items)
+
+    def last_id(self) -> str | None:
+        return self._items[-1].id if self._items else None
+
+    def __contains__(self, item_id: str) -> bool:
+        return any(i.id == item_id for i in self._items)
+
+    def get(self, item_id: str, *, event_id: str | None = None) -> ConversationItem:
+        for item in self._items:
+            if item.id == item_id:
+                return item
+        raise ProtocolError(
+            f"Item with item_id '{item_id}' not found.", code="item_not_found", param="item_id", event_id=event_id
+        )
+
+    def insert(self, item: ConversationItem, previous_item_id: str | None, *, event_id: str | None = None) -> str | None:
+        """Insert after ``previous_item_id`` ("root": at the start; None: at the end).
+
+        Returns the id of the item now before it (None when first)."""
+        assert item.id is not None
+        if item.id in self:
+            raise ProtocolError(
+                f"Item with id '{item.id}' already exists.", code="item_already_exists", param="item.id",
+                event_id=event_id,
+            )
+        if previous_item_id is None:
+            before = self.last_id()
+            self._items.append(item)
+            return before
+        if previous_item_id == "root":
+            self._items.insert(0, item)
+            return None
+        for index, existing in enumerate(self._items):
+            if existing.id == previous_item_id:
+                self._items.insert(index + 1, item)
+                return previous_item_id
+        raise ProtocolError(
+            f"Previous item with item_id '{previous_item_id}' not found.",
+            code="item_not_found",
+            param="previous_item_id",
+            event_id=event_id,
+        )
+
+    def delete(self, item_id: str, *, event_id: str | None = None) -> None:
+        item = self.get(item_id, event_id=event_id)
+        self._items.remove(item)
+        self._audio.pop(item_id, None)
+
+    def audio(self, item_id: str) -> StoredAudio | None:
+        return self._audio.get(item_id)
+
+    def set_audio(self, item_id: str, audio: StoredAudio) -> None:
+        self._audio[item_id] = audio

@@ -1,0 +1,298 @@
+"""One response from ``response.created`` to its single ``response.done``.
+
+A run turns engine events into wire events. Every output item it opens is closed (``*.done``)
+exactly once, and once the run is closed (completed, cancelled, failed) nothing more of it
+reaches the client: cancellation is a state change first, task cancellation second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from palaver.audio.formats import OutputEncoder, wire_duration_ms
+from palaver.engine.events import (
+    EngineEvent,
+    EngineFinished,
+    FunctionCallArguments,
+    FunctionCallEnd,
+    FunctionCallStart,
+    OutputAudio,
+    OutputText,
+)
+from palaver.protocol.ids import new_id
+from palaver.protocol.items import FunctionCallItem, MessageItem, OutputAudioContent, OutputTextContent
+from palaver.protocol.responses import RealtimeResponse, ResponseStatusDetails, Usage
+from palaver.protocol.server_events import (
+    ConversationItemAddedEvent,
+    ConversationItemDoneEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseDoneEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseOutputAudioDeltaEvent,
+    ResponseOutputAudioDoneEvent,
+    ResponseOutputAudioTranscriptDeltaEvent,
+    ResponseOutputAudioTranscriptDoneEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputTextDeltaEvent,
+    ResponseOutputTextDoneEvent,
+    ResponsePart,
+    ServerEvent,
+)
+from palaver.session.conversation import Conversation, StoredAudio
+
+#: Output audio token estimate (OpenAI bills roughly 20 tokens per second of generated audio).
+AUDIO_OUTPUT_TOKENS_PER_SECOND = 20
+
+
+@dataclass
+class _OpenMessage:
+    item: MessageItem
+    output_index: int
+    text: list[str] = field(default_factory=list)
+    audio: bytearray = field(default_factory=bytearray)
+    encoder: OutputEncoder | None = None
+
+
+@dataclass
+class _OpenCall:
+    item: FunctionCallItem
+    output_index: int
+    arguments: list[str] = field(default_factory=list)
+
+
+class ResponseRun:
+    def __init__(
+        self,
+        *,
+        response: RealtimeResponse,
+        emit: Callable[[ServerEvent], None],
+        conversation: Conversation | None,
+        audio_mode: bool,
+        output_format: str,
+        on_audio: Callable[[], None],
+    ) -> None:
+        self.response = response
+        self._emit = emit
+        self._conversation = conversation  # None for out-of-band responses
+        self.audio_mode = audio_mode
+        self._output_format = output_format
+        self._on_audio = on_audio
+        self._open: _OpenMessage | _OpenCall | None = None
+        self._finish_reason = "stop"
+        self._text_in = 0
+        self._text_out = 0
+        self._audio_out_ms = 0.0
+        self.closed = False
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        assert self.response.id is not None
+        return self.response.id
+
+    def send(self, event: ServerEvent) -> None:
+        if not self.closed:
+            self._emit(event)
+
+    # ------------------------------------------------------------------ engine events
+
+    def handle(self, event: EngineEvent) -> None:
+        if self.closed:
+            return
+        if isinstance(event, OutputText):
+            self._text(event.text)
+        elif isinstance(event, OutputAudio):
+            self._audio(event)
+        elif isinstance(event, FunctionCallStart):
+            self._close_open("completed")
+            self._start_call(event)
+        elif isinstance(event, FunctionCallArguments):
+            self._call_arguments(event.delta)
+        elif isinstance(event, FunctionCallEnd):
+            self._close_open("completed")
+        elif isinstance(event, EngineFinished):
+            self._finish_reason = event.reason
+            self._text_in = event.text_input_tokens
+            self._text_out = event.text_output_tokens
+
+    def _message(self) -> _OpenMessage:
+        if isinstance(self._open, _OpenMessage):
+            return self._open
+        self._close_open("completed")
+        item = MessageItem(id=new_id("item"), type="message", status="in_progress", role="assistant", content=[])
+        index = len(self.response.output)
+        self.response.output.append(item)
+        opened = _OpenMessage(item=item, output_index=index)
+        if self.audio_mode:
+            opened.encoder = None  # made on the first chunk, when the source rate is known
+        self._open = opened
+        self._item_added(item, index)
+        part = ResponsePart(type="audio", transcript="") if self.audio_mode else ResponsePart(type="text", text="")
+        self.send(
+            ResponseContentPartAddedEvent(
+                response_id=self.id, item_id=item.id, output_index=index, content_index=0, part=part
+            )
+        )
+        if self.audio_mode:
+            item.content.append(OutputAudioContent(transcript=""))
+            if self._conversation is not None:
+                self._conversation.set_audio(item.id or "", StoredAudio(self._output_format, opened.audio))
+        else:
+            item.content.append(OutputTextContent(text=""))
+        return opened
+
+    def _item_added(self, item: MessageItem | FunctionCallItem, index: int) -> None:
+        self.send(ResponseOutputItemAddedEvent(response_id=self.id, output_index=index, item=item))
+        if self._conversation is not None:
+            previous = self._conversation.insert(item, None)
+            self.send(ConversationItemAddedEvent(previous_item_id=previous, item=item))
+
+    def _text(self, text: str) -> None:
+        if not text:
+            return
+        msg = self._message()
+        msg.text.append(text)
+        ids = {"response_id": self.id, "item_id": msg.item.id or "", "output_index": msg.output_index}
+        if self.audio_mode:
+            self.send(ResponseOutputAudioTranscriptDeltaEvent(**ids, content_index=0, delta=text))
+        else:
+            self.send(ResponseOutputTextDeltaEvent(**ids, content_index=0, delta=text))
+
+    def _audio(self, chunk: OutputAudio) -> None:
+        if not self.audio_mode:
+            return
+        msg = self._message()
+        if msg.encoder is None:
+            msg.encoder = OutputEncoder(self._output_format, chunk.sample_rate)
+        self._send_audio(msg, msg.encoder.encode(chunk.pcm))
+
+    def _send_audio(self, msg: _OpenMessage, wire: bytes) -> None:
+        if not wire:
+            return
+        msg.audio += wire
+        self._audio_out_ms += wire_duration_ms(self._output_format, len(wire))
+        self._on_audio()
+        self.send(
+            ResponseOutputAudioDeltaEvent(
+                response_id=self.id,
+                item_id=msg.item.id or "",
+                output_index=msg.output_index,
+                content_index=0,
+                delta=base64.b64encode(wire).decode("ascii"),
+            )
+        )
+
+    def _start_call(self, event: FunctionCallStart) -> None:
+        item = FunctionCallItem(
+            id=new_id("item"),
+            type="function_call",
+            status="in_progress",
+            call_id=event.call_id,
+            name=event.name,
+            arguments="",
+        )
+        index = len(self.response.output)
+        self.response.output.append(item)
+        self._open = _OpenCall(item=item, output_index=index)
+        self._item_added(item, index)
+
+    def _call_arguments(self, delta: str) -> None:
+        call = self._open
+        if not isinstance(call, _OpenCall) or not delta:
+            return
+        call.arguments.append(delta)
+        self.send(
+            ResponseFunctionCallArgumentsDeltaEvent(
+                response_id=self.id,
+                item_id=call.item.id or "",
+                output_index=call.output_index,
+                call_id=call.item.call_id or "",
+                delta=delta,
+            )
+        )
+
+    # ------------------------------------------------------------------ closing
+
+    def _close_open(self, status: str) -> None:
+        opened, self._open = self._open, None
+        if opened is None:
+            return
+        if isinstance(opened, _OpenCall):
+            self._close_call(opened, status)
+        else:
+            self._close_message(opened, status)
+
+    def _close_call(self, call: _OpenCall, status: str) -> None:
+        item = call.item
+        item.arguments = "".join(call.arguments)
+        item.status = "completed" if status == "completed" else "incomplete"
+        if status == "completed":
+            self.send(
+                ResponseFunctionCallArgumentsDoneEvent(
+                    response_id=self.id,
+                    item_id=item.id or "",
+                    output_index=call.output_index,
+                    call_id=item.call_id or "",
+                    name=item.name,
+                    arguments=item.arguments,
+                )
+            )
+        self._item_done(item, call.output_index)
+
+    def _close_message(self, msg: _OpenMessage, status: str) -> None:
+        item = msg.item
+        text = "".join(msg.text)
+        ids = {"response_id": self.id, "item_id": item.id or "", "output_index": msg.output_index, "content_index": 0}
+        if self.audio_mode:
+            if msg.encoder is not None and status == "completed":
+                self._send_audio(msg, msg.encoder.flush())
+            item.content[0] = OutputAudioContent(transcript=text)
+            self.send(ResponseOutputAudioDoneEvent(**ids))
+            self.send(ResponseOutputAudioTranscriptDoneEvent(**ids, transcript=text))
+            part = ResponsePart(type="audio", transcript=text)
+        else:
+            item.content[0] = OutputTextContent(text=text)
+            self.send(ResponseOutputTextDoneEvent(**ids, text=text))
+            part = ResponsePart(type="text", text=text)
+        self.send(ResponseContentPartDoneEvent(**ids, part=part))
+        item.status = "completed" if status == "completed" else "incomplete"
+        self._item_done(item, msg.output_index)
+
+    def _item_done(self, item: MessageItem | FunctionCallItem, index: int) -> None:
+        self.send(ResponseOutputItemDoneEvent(response_id=self.id, output_index=index, item=item))
+        if self._conversation is not None and item.id in self._conversation:
+            self.send(ConversationItemDoneEvent(previous_item_id=self._previous_of(item.id or ""), item=item))
+
+    def _previous_of(self, item_id: str) -> str | None:
+        assert self._conversation is not None
+        previous: str | None = None
+        for existing in self._conversation.items:
+            if existing.id == item_id:
+                return previous
+            previous = existing.id
+        return None
+
+    def complete(self) -> None:
+        if self._finish_reason == "length":
+            self.finish("incomplete", ResponseStatusDetails(type="incomplete", reason="max_output_tokens"))
+        else:
+            self.finish("completed", None)
+
+    def finish(self, status: str, details: ResponseStatusDetails | None) -> None:
+        """Close every open item and send the one ``response.done``. Idempotent."""
+        if self.closed:
+            return
+        self._close_open("completed" if status in ("completed", "incomplete") else "incomplete")
+        self.response.status = status  # type: ignore[assignment]
+        self.response.status_details = details
+        audio_tokens = math.ceil(self._audio_out_ms / 1000 * AUDIO_OUTPUT_TOKENS_PER_SECOND)
+        self.response.usage = Usage.of(text_in=self._text_in, audio_in=0, text_out=self._text_out, audio_out=audio_tokens)
+        self.send(ResponseDoneEvent(response=self.response))
+        self.closed = True

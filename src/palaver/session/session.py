@@ -1,0 +1,544 @@
+"""The Realtime session: client events in, server events out. No sockets.
+
+A transport feeds frames to :meth:`Session.handle_frame` and gives the session an ``emit``
+callback that serialises each event at once (items are mutable; an event must show the item as
+it was when the event was made) and queues it for the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import Executor
+from typing import Any, Protocol
+
+from palaver.audio.formats import InputDecoder, wire_duration_ms
+from palaver.backends.base import ChatTool, SpeechToText
+from palaver.engine.context import build_messages
+from palaver.engine.events import EngineEvent, EngineRequest
+from palaver.protocol.client_events import (
+    ClientEvent,
+    ConversationItemCreateEvent,
+    ConversationItemDeleteEvent,
+    ConversationItemRetrieveEvent,
+    ConversationItemTruncateEvent,
+    InputAudioBufferAppendEvent,
+    InputAudioBufferClearEvent,
+    InputAudioBufferCommitEvent,
+    OutputAudioBufferClearEvent,
+    ResponseCancelEvent,
+    ResponseCreateEvent,
+    SessionUpdateEvent,
+    parse_client_event,
+)
+from palaver.protocol.errors import ProtocolError
+from palaver.protocol.ids import new_id
+from palaver.protocol.items import (
+    ConversationItem,
+    InputAudioContent,
+    MessageItem,
+    OutputAudioContent,
+)
+from palaver.protocol.responses import RealtimeResponse, ResponseCreateParams, ResponseStatusDetails
+from palaver.protocol.server_events import (
+    ConversationItemAddedEvent,
+    ConversationItemDeletedEvent,
+    ConversationItemDoneEvent,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemInputAudioTranscriptionDeltaEvent,
+    ConversationItemInputAudioTranscriptionFailedEvent,
+    ConversationItemRetrievedEvent,
+    ConversationItemTruncatedEvent,
+    InputAudioBufferClearedEvent,
+    InputAudioBufferCommittedEvent,
+    ResponseCreatedEvent,
+    ServerEvent,
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
+)
+from palaver.protocol.session_config import (
+    RealtimeSessionConfig,
+    TranscriptionSessionConfig,
+    apply_session_update,
+)
+from palaver.session.conversation import Conversation, StoredAudio
+from palaver.session.response_run import ResponseRun
+from palaver.session.transcriber import StreamingTranscriber
+
+log = logging.getLogger(__name__)
+
+#: A commit needs at least this much audio.
+MIN_COMMIT_MS = 100.0
+#: How long a response waits for the transcripts of the user audio in its context.
+TRANSCRIPT_WAIT_SECONDS = 30.0
+
+
+class Engine(Protocol):
+    def generate(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]: ...
+
+
+SessionConfig = RealtimeSessionConfig | TranscriptionSessionConfig
+
+
+class _InputBuffer:
+    """The input audio buffer: wire bytes (kept for the item) and their duration."""
+
+    def __init__(self, format_type: str, stt_rate: int) -> None:
+        self.format_type = format_type
+        self.decoder = InputDecoder(format_type, stt_rate)
+        self.wire = bytearray()
+
+    @property
+    def duration_ms(self) -> float:
+        return wire_duration_ms(self.format_type, len(self.wire))
+
+
+class Session:
+    def __init__(
+        self,
+        *,
+        config: SessionConfig,
+        engine: Engine,
+        stt: SpeechToText,
+        executor: Executor,
+        emit: Callable[[ServerEvent], None],
+    ) -> None:
+        self.config: SessionConfig = config
+        self._engine = engine
+        self._stt = stt
+        self._executor = executor
+        self._emit = emit
+        self.conversation = Conversation()
+        self.conversation_id = new_id("conv")
+        self._buffer = _InputBuffer(self._input_format(), stt.sample_rate)
+        self._transcriber = self._new_transcriber()
+        self._transcripts: dict[str, asyncio.Task[None]] = {}
+        self._runs: dict[str, ResponseRun] = {}
+        self._active: ResponseRun | None = None  # the one response writing to the default conversation
+        self._audio_output_started = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._emit(SessionCreatedEvent(session=self.config))
+
+    async def close(self) -> None:
+        """The client is gone: stop all work, send nothing more."""
+        self._closed = True
+        for run in list(self._runs.values()):
+            run.closed = True
+            if run.task is not None:
+                run.task.cancel()
+        self._transcriber.discard()
+        for task in list(self._transcripts.values()):
+            task.cancel()
+        tasks = [r.task for r in self._runs.values() if r.task is not None] + list(self._transcripts.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        self._runs.clear()
+
+    @property
+    def active_response_id(self) -> str | None:
+        return self._active.id if self._active is not None else None
+
+    # ------------------------------------------------------------------ client events
+
+    async def handle_frame(self, frame: str | bytes) -> None:
+        """Handle one client frame. Bad input becomes an ``error`` event; the session lives on."""
+        try:
+            event = parse_client_event(frame)
+        except ProtocolError as exc:
+            self._emit(exc.to_event())
+            return
+        try:
+            self.handle_event(event)
+        except ProtocolError as exc:
+            if exc.event_id is None:
+                exc.event_id = event.event_id
+            self._emit(exc.to_event())
+
+    def handle_event(self, event: ClientEvent) -> None:
+        if isinstance(event, SessionUpdateEvent):
+            self._session_update(event)
+        elif isinstance(event, InputAudioBufferAppendEvent):
+            self._append(event)
+        elif isinstance(event, InputAudioBufferCommitEvent):
+            self._commit(event.event_id)
+        elif isinstance(event, InputAudioBufferClearEvent):
+            self._clear_input()
+        elif isinstance(event, OutputAudioBufferClearEvent):
+            raise ProtocolError(
+                "output_audio_buffer.clear is only supported on WebRTC and SIP sessions; "
+                "WebSocket clients play audio themselves (send conversation.item.truncate).",
+                code="invalid_value",
+                param="type",
+            )
+        elif isinstance(event, ConversationItemCreateEvent):
+            self._item_create(event)
+        elif isinstance(event, ConversationItemRetrieveEvent):
+            self._item_retrieve(event)
+        elif isinstance(event, ConversationItemDeleteEvent):
+            self._item_delete(event)
+        elif isinstance(event, ConversationItemTruncateEvent):
+            self._item_truncate(event)
+        elif isinstance(event, ResponseCreateEvent):
+            self._response_create(event)
+        elif isinstance(event, ResponseCancelEvent):
+            self._response_cancel(event)
+
+    # ------------------------------------------------------------------ session
+
+    def _input_format(self) -> str:
+        return self.config.audio.input.format.type
+
+    def _new_transcriber(self) -> StreamingTranscriber:
+        transcription = self.config.audio.input.transcription
+        language = transcription.language if transcription is not None else None
+        return StreamingTranscriber(self._stt, self._executor, language=language)
+
+    def _session_update(self, event: SessionUpdateEvent) -> None:
+        old_format = self._input_format()
+        self.config = apply_session_update(
+            self.config, event.session, event_id=event.event_id, audio_output_started=self._audio_output_started
+        )
+        if self._input_format() != old_format:
+            # Audio already buffered was in the old format; it cannot be mixed with the new one.
+            self._buffer = _InputBuffer(self._input_format(), self._stt.sample_rate)
+            self._transcriber.discard()
+            self._transcriber = self._new_transcriber()
+        self._emit(SessionUpdatedEvent(session=self.config))
+
+    # ------------------------------------------------------------------ input audio
+
+    def _append(self, event: InputAudioBufferAppendEvent) -> None:
+        wire = base64.b64decode(event.audio)
+        self._buffer.wire += wire
+        self._transcriber.feed(self._buffer.decoder.decode(wire))
+
+    def _clear_input(self) -> None:
+        self._buffer = _InputBuffer(self._input_format(), self._stt.sample_rate)
+        self._transcriber.discard()
+        self._transcriber = self._new_transcriber()
+        self._emit(InputAudioBufferClearedEvent())
+
+    def _commit(self, event_id: str | None) -> None:
+        duration = self._buffer.duration_ms
+        if duration < MIN_COMMIT_MS:
+            raise ProtocolError(
+                "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
+                f"but buffer only has {duration:.2f}ms of audio.",
+                code="input_audio_buffer_commit_empty",
+                event_id=event_id,
+            )
+        buffer, transcriber = self._buffer, self._transcriber
+        self._buffer = _InputBuffer(self._input_format(), self._stt.sample_rate)
+        self._transcriber = self._new_transcriber()
+        item = MessageItem(
+            id=new_id("item"), type="message", status="completed", role="user", content=[InputAudioContent()]
+        )
+        item_id = item.id or ""
+        previous = self.conversation.insert(item, None)
+        self.conversation.set_audio(item_id, StoredAudio(buffer.format_type, bytes(buffer.wire)))
+        self._emit(InputAudioBufferCommittedEvent(previous_item_id=previous, item_id=item_id))
+        self._emit(ConversationItemAddedEvent(previous_item_id=previous, item=item))
+        self._emit(ConversationItemDoneEvent(previous_item_id=previous, item=item))
+        self._start_transcription(item, transcriber)
+
+    # ------------------------------------------------------------------ transcription
+
+    def _start_transcription(self, item: MessageItem, transcriber: StreamingTranscriber) -> None:
+        item_id = item.id or ""
+        task = asyncio.create_task(self._transcribe(item, transcriber), name=f"transcribe-{item_id}")
+        self._transcripts[item_id] = task
+        task.add_done_callback(lambda _: self._transcripts.pop(item_id, None))
+
+    async def _transcribe(self, item: MessageItem, transcriber: StreamingTranscriber) -> None:
+        item_id = item.id or ""
+        index = next(i for i, p in enumerate(item.content) if isinstance(p, InputAudioContent))
+        try:
+            result = await transcriber.finish()
+        except Exception as exc:  # a failed ASR fails this transcription, not the session
+            log.exception("transcription of %s failed", item_id)
+            if self.config.audio.input.transcription is not None and not self._closed:
+                self._emit(
+                    ConversationItemInputAudioTranscriptionFailedEvent(
+                        item_id=item_id,
+                        content_index=index,
+                        error={"type": "server_error", "code": "transcription_failed", "message": str(exc)},
+                    )
+                )
+            return
+        part = item.content[index]
+        assert isinstance(part, InputAudioContent)
+        part.transcript = result.text
+        if self.config.audio.input.transcription is None or self._closed:
+            return
+        if result.text:
+            self._emit(
+                ConversationItemInputAudioTranscriptionDeltaEvent(
+                    item_id=item_id, content_index=index, delta=result.text
+                )
+            )
+        self._emit(
+            ConversationItemInputAudioTranscriptionCompletedEvent(
+                item_id=item_id,
+                content_index=index,
+                transcript=result.text,
+                usage={"type": "duration", "seconds": round(result.audio_seconds, 3)},
+            )
+        )
+
+    async def _await_transcripts(self, items: list[ConversationItem]) -> None:
+        waits = [self._transcripts[i.id] for i in items if i.id in self._transcripts]
+        if waits:
+            await asyncio.wait(waits, timeout=TRANSCRIPT_WAIT_SECONDS)
+
+    # ------------------------------------------------------------------ items
+
+    def _item_create(self, event: ConversationItemCreateEvent) -> None:
+        item = event.item
+        if isinstance(item, MessageItem) and item.role == "assistant":
+            if any(isinstance(p, OutputAudioContent) for p in item.content):
+                raise ProtocolError(
+                    "Assistant messages created by the client can only contain output_text content.",
+                    code="invalid_value",
+                    param="item.content",
+                )
+        if item.id is None:
+            item.id = new_id("item")
+        audio_parts = (
+            [p for p in item.content if isinstance(p, InputAudioContent)] if isinstance(item, MessageItem) else []
+        )
+        decoded: list[bytes] = []
+        for part in audio_parts:
+            try:
+                decoded.append(base64.b64decode(part.audio or "", validate=True))
+            except ValueError as exc:
+                raise ProtocolError(
+                    "Invalid base64 in input_audio content.", code="invalid_value", param="item.content.audio"
+                ) from exc
+        previous = self.conversation.insert(item, event.previous_item_id, event_id=event.event_id)
+        if audio_parts:
+            fmt = self._input_format()
+            self.conversation.set_audio(item.id, StoredAudio(fmt, b"".join(decoded)))
+            for part in audio_parts:
+                part.audio = None  # kept once, in the conversation's audio store
+        self._emit(ConversationItemAddedEvent(previous_item_id=previous, item=item))
+        self._emit(ConversationItemDoneEvent(previous_item_id=previous, item=item))
+        if audio_parts and isinstance(item, MessageItem):
+            transcriber = self._new_transcriber()
+            decoder = InputDecoder(self._input_format(), self._stt.sample_rate)
+            transcriber.feed(decoder.decode(b"".join(decoded)))
+            self._start_transcription(item, transcriber)
+
+    def _item_retrieve(self, event: ConversationItemRetrieveEvent) -> None:
+        item = self.conversation.get(event.item_id, event_id=event.event_id)
+        copy = item.model_copy(deep=True)
+        stored = self.conversation.audio(event.item_id)
+        if stored is not None and isinstance(copy, MessageItem):
+            encoded = base64.b64encode(bytes(stored.data)).decode("ascii")
+            for part in copy.content:
+                if isinstance(part, InputAudioContent | OutputAudioContent):
+                    part.audio = encoded
+                    break
+        self._emit(ConversationItemRetrievedEvent(item=copy))
+
+    def _item_delete(self, event: ConversationItemDeleteEvent) -> None:
+        self.conversation.delete(event.item_id, event_id=event.event_id)
+        self._emit(ConversationItemDeletedEvent(item_id=event.item_id))
+
+    def _item_truncate(self, event: ConversationItemTruncateEvent) -> None:
+        item = self.conversation.get(event.item_id, event_id=event.event_id)
+        if not (isinstance(item, MessageItem) and item.role == "assistant"):
+            raise ProtocolError(
+                "Only assistant messages can be truncated.", code="invalid_value", param="item_id"
+            )
+        if not (0 <= event.content_index < len(item.content)) or not isinstance(
+            item.content[event.content_index], OutputAudioContent
+        ):
+            raise ProtocolError(
+                f"Content index {event.content_index} of item '{event.item_id}' is not audio.",
+                code="invalid_value",
+                param="content_index",
+            )
+        stored = self.conversation.audio(event.item_id)
+        data = bytes(stored.data) if stored is not None else b""
+        fmt = stored.format_type if stored is not None else self.config_output_format()
+        duration = wire_duration_ms(fmt, len(data))
+        if event.audio_end_ms > duration:
+            raise ProtocolError(
+                f"Audio content of {duration:.0f}ms is already shorter than {event.audio_end_ms}ms",
+                code="invalid_value",
+                param="audio_end_ms",
+            )
+        keep = int(len(data) * (event.audio_end_ms / duration)) if duration > 0 else 0
+        keep -= keep % (2 if fmt == "audio/pcm" else 1)
+        self.conversation.set_audio(event.item_id, StoredAudio(fmt, data[:keep]))
+        # Like OpenAI: the model must not hold words the user never heard, so the transcript goes.
+        item.content[event.content_index] = OutputAudioContent(transcript="")
+        if self._active is not None and any(o.id == event.item_id for o in self._active.response.output):
+            self._cancel(self._active, "client_cancelled")
+        self._emit(
+            ConversationItemTruncatedEvent(
+                item_id=event.item_id, content_index=event.content_index, audio_end_ms=event.audio_end_ms
+            )
+        )
+
+    def config_output_format(self) -> str:
+        if isinstance(self.config, RealtimeSessionConfig):
+            return self.config.audio.output.format.type
+        return "audio/pcm"
+
+    # ------------------------------------------------------------------ responses
+
+    def _response_create(self, event: ResponseCreateEvent) -> None:
+        config = self.config
+        if not isinstance(config, RealtimeSessionConfig):
+            raise ProtocolError(
+                "Transcription sessions do not create responses.", code="invalid_value", param="type"
+            )
+        params = event.response or ResponseCreateParams()
+        out_of_band = params.conversation == "none"
+        if not out_of_band and self._active is not None:
+            raise ProtocolError(
+                f"Conversation already has an active response in progress: {self._active.id}. "
+                "Wait until the response is finished before creating a new one.",
+                code="conversation_already_has_active_response",
+            )
+        modalities = params.output_modalities or config.output_modalities
+        audio_mode = "audio" in modalities
+        out_audio = params.audio.output if params.audio is not None and params.audio.output is not None else None
+        fmt = (out_audio.format if out_audio is not None and out_audio.format is not None else None) or (
+            config.audio.output.format
+        )
+        voice = (out_audio.voice if out_audio is not None and out_audio.voice is not None else None) or (
+            config.audio.output.voice
+        )
+        max_tokens = params.max_output_tokens if params.max_output_tokens is not None else config.max_output_tokens
+        response = RealtimeResponse(
+            id=new_id("resp"),
+            status="in_progress",
+            status_details=None,
+            output=[],
+            conversation_id=None if out_of_band else self.conversation_id,
+            output_modalities=list(modalities),
+            max_output_tokens=max_tokens,
+            audio={"output": {"format": fmt, "voice": voice}},
+            usage=None,
+            metadata=params.metadata,
+        )
+        run = ResponseRun(
+            response=response,
+            emit=self._emit,
+            conversation=None if out_of_band else self.conversation,
+            audio_mode=audio_mode,
+            output_format=fmt.type,
+            on_audio=self._mark_audio_started,
+        )
+        self._runs[run.id] = run
+        if not out_of_band:
+            self._active = run
+        self._emit(ResponseCreatedEvent(response=response.model_copy(deep=True)))
+        instructions = params.instructions if params.instructions is not None else config.instructions
+        tools = params.tools if params.tools is not None else config.tools
+        tool_choice = params.tool_choice if params.tool_choice is not None else config.tool_choice
+        if params.input is not None:
+            context = [self._resolve_input(i) for i in params.input]
+        else:
+            context = self.conversation.items
+        request_parts: dict[str, Any] = {
+            "instructions": instructions or "",
+            "tools": _chat_tools(tools),
+            "tool_choice": _chat_tool_choice(tool_choice),
+            "max_output_tokens": None if max_tokens == "inf" else int(max_tokens),
+            "audio": audio_mode,
+            "voice": voice if isinstance(voice, str) else str(getattr(voice, "id", "alloy")),
+            "speed": config.audio.output.speed,
+        }
+        run.task = asyncio.create_task(self._run(run, context, request_parts), name=f"response-{run.id}")
+
+    def _resolve_input(self, entry: Any) -> ConversationItem:
+        ref_id = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(entry, dict) and entry.get("type") == "item_reference" and isinstance(ref_id, str):
+            return self.conversation.get(ref_id)
+        return entry  # type: ignore[no-any-return]
+
+    def _mark_audio_started(self) -> None:
+        self._audio_output_started = True
+
+    async def _run(self, run: ResponseRun, context: list[ConversationItem], parts: dict[str, Any]) -> None:
+        try:
+            await self._await_transcripts(context)
+            request = EngineRequest(
+                messages=build_messages(parts.pop("instructions"), context),
+                tools=parts.pop("tools"),
+                **parts,
+            )
+            async with contextlib.aclosing(self._engine.generate(request)) as events:
+                async for event in events:
+                    if run.closed:
+                        break
+                    run.handle(event)
+                    await asyncio.sleep(0)  # let client events (a cancel) in between chunks
+            run.complete()
+        except asyncio.CancelledError:
+            run.finish("cancelled", ResponseStatusDetails(type="cancelled", reason="client_cancelled"))
+            raise
+        except Exception as exc:  # a crashed backend fails the response, not the session
+            log.exception("response %s failed", run.id)
+            code = getattr(exc, "code", "server_error")
+            run.finish(
+                "failed",
+                ResponseStatusDetails(
+                    type="failed",
+                    error={"type": "server_error", "code": code, "message": str(exc) or type(exc).__name__},
+                ),
+            )
+        finally:
+            self._runs.pop(run.id, None)
+            if self._active is run:
+                self._active = None
+
+    def _response_cancel(self, event: ResponseCancelEvent) -> None:
+        run = self._runs.get(event.response_id) if event.response_id else self._active
+        if run is None or run.closed:
+            raise ProtocolError(
+                "Cancellation failed: no active response found", code="response_cancel_not_active"
+            )
+        self._cancel(run, "client_cancelled")
+
+    def _cancel(self, run: ResponseRun, reason: str) -> None:
+        """State first (no late output can follow ``response.done``), then the task."""
+        run.finish("cancelled", ResponseStatusDetails(type="cancelled", reason=reason))
+        self._runs.pop(run.id, None)
+        if self._active is run:
+            self._active = None
+        if run.task is not None:
+            run.task.cancel()
+
+
+def _chat_tools(tools: list[Any]) -> list[ChatTool]:
+    out: list[ChatTool] = []
+    for tool in tools:
+        if getattr(tool, "type", None) == "function":
+            out.append(
+                ChatTool(
+                    name=tool.name or "",
+                    description=tool.description or "",
+                    parameters=tool.parameters or {"type": "object", "properties": {}},
+                )
+            )
+    return out
+
+
+def _chat_tool_choice(choice: Any) -> str | dict[str, Any]:
+    if isinstance(choice, str):
+        return choice
+    name = getattr(choice, "name", None)
+    if getattr(choice, "type", None) == "function" and name:
+        return {"type": "function", "function": {"name": name}}
+    return "auto"

@@ -1,0 +1,82 @@
+"""Streaming recognition of one stretch of user audio, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+
+from palaver.backends.base import SpeechToText, SttStream, Transcript
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+class StreamingTranscriber:
+    """Feeds audio to an STT stream on a worker thread as it arrives, so the transcript is
+    (nearly) ready when the user stops. Pushes are coalesced: however fast audio arrives, at
+    most one push is queued, and the pending bytes are bounded by the input buffer they mirror."""
+
+    def __init__(self, stt: SpeechToText, executor: Executor, *, language: str | None = None) -> None:
+        self._stt = stt
+        self._executor = executor
+        self._language = language
+        self._stream: SttStream | None = None
+        self._pending = bytearray()
+        self._worker: asyncio.Task[None] | None = None
+        self._closed = False
+        self.partial: str | None = None
+
+    def feed(self, pcm: bytes) -> None:
+        if self._closed or not pcm:
+            return
+        self._pending += pcm
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain(), name="stt-push")
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending and not self._closed:
+            chunk = bytes(self._pending)
+            self._pending.clear()
+            if self._stream is None:
+                stream = await loop.run_in_executor(self._executor, self._open)
+                if self._closed:  # discarded while the stream was opening
+                    await loop.run_in_executor(self._executor, stream.finish)
+                    return
+                self._stream = stream
+            partial = await loop.run_in_executor(self._executor, self._stream.push, chunk)
+            if partial is not None:
+                self.partial = partial
+
+    def _open(self) -> SttStream:
+        return self._stt.open_stream(language=self._language)
+
+    async def finish(self) -> Transcript:
+        """Wait for all fed audio to be recognised and return the final transcript."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+        if self._worker is not None:
+            self._worker.result()  # re-raise a recognition failure
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        if self._stream is None:
+            return Transcript(text="", audio_seconds=0.0)
+        stream, self._stream = self._stream, None
+        return await loop.run_in_executor(self._executor, stream.finish)
+
+    def discard(self) -> None:
+        """Drop this utterance (buffer cleared, session closed). The stream is finished in the background."""
+        self._closed = True
+        self._pending.clear()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            worker = self._worker
+
+            async def release() -> None:
+                if worker is not None:
+                    await asyncio.wait([worker])
+                await asyncio.get_running_loop().run_in_executor(self._executor, stream.finish)
+
+            task = asyncio.get_running_loop().create_task(release())
+            _background.add(task)
+            task.add_done_callback(_background.discard)
