@@ -90,7 +90,9 @@ def test_encode_of_decode_is_identity() -> None:
     assert np.array_equal(alaw_encode(alaw_decode(ALL_CODES)), ALL_CODES)
 
 
-@pytest.mark.parametrize(("encode", "table"), [(ulaw_encode, ULAW_DECODE_TABLE), (alaw_encode, ALAW_DECODE_TABLE)])
+@pytest.mark.parametrize(
+    ("encode", "table"), [(ulaw_encode, ULAW_DECODE_TABLE), (alaw_encode, ALAW_DECODE_TABLE)]
+)
 def test_encoder_picks_a_neighbouring_level_and_is_monotonic(
     encode: Callable[[np.ndarray], np.ndarray], table: np.ndarray
 ) -> None:
@@ -98,8 +100,9 @@ def test_encoder_picks_a_neighbouring_level_and_is_monotonic(
     assert np.all(np.diff(decoded) >= 0)  # quantisation is monotonic
     levels = np.unique(table.astype(np.int32))
     # Inside the range of the levels, every sample maps to one of the two levels around it.
-    inside = (ALL_SAMPLES >= levels[0]) & (ALL_SAMPLES <= levels[-1])
-    x = ALL_SAMPLES[inside].astype(np.int32)
+    samples = ALL_SAMPLES.astype(np.int32)
+    inside = (samples >= levels[0]) & (samples <= levels[-1])
+    x = samples[inside]
     upper = levels[np.searchsorted(levels, x)]
     lower = levels[np.maximum(np.searchsorted(levels, x, side="right") - 1, 0)]
     assert np.all((decoded[inside] == upper) | (decoded[inside] == lower))
