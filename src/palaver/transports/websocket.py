@@ -23,9 +23,10 @@ from palaver.transports.wire_log import WireLog
 
 log = logging.getLogger(__name__)
 
-#: Close codes: 1001 going away (session expired), 1008 policy (slow client), 1011 server error.
+#: Close codes: 1001 going away (session expired), 1008 policy (slow client), 4000 beta client (as OpenAI).
 CLOSE_EXPIRED = 1001
 CLOSE_TOO_SLOW = 1008
+CLOSE_BETA = 4000
 
 
 @dataclass
@@ -93,14 +94,6 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
     if not key_accepted(settings.api_key, presented_key(websocket.headers, subprotocols)):
         await _deny(websocket, 401, "Incorrect API key provided.", "invalid_api_key")
         return
-    if "openai-beta.realtime-v1" in subprotocols or websocket.headers.get("openai-beta"):
-        await _deny(
-            websocket,
-            400,
-            "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.",
-            "beta_api_shape_disabled",
-        )
-        return
     if params.get("call_id"):
         await _deny(websocket, 404, f"Call '{params['call_id']}' not found.", "call_not_found")
         return
@@ -116,6 +109,12 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
         config = new_realtime_session(params.get("model") or DEFAULT_MODEL, expires_at=expires_at)
 
     await websocket.accept(subprotocol="realtime" if "realtime" in subprotocols else None)
+    if "openai-beta.realtime-v1" in subprotocols or websocket.headers.get("openai-beta"):
+        # As OpenAI does since the beta shutdown: an error event, then close 4000.
+        message = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
+        await websocket.send_text(ProtocolError(message, code="beta_api_shape_disabled").to_event().to_json())
+        await websocket.close(code=CLOSE_BETA, reason="beta_api_shape_disabled")
+        return
     outbox = _Outbox(websocket, settings.send_queue_events, ctx.wire_log)
     backends = ctx.backends
     engine = CascadeEngine(chat=backends.chat, tts=backends.tts, executor=backends.executor)
