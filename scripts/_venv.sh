@@ -1,0 +1,49 @@
+# shellcheck shell=bash
+# Sourced by scripts/serve and scripts/test: keep the project's .venv installed.
+#
+#   ensure_venv ROOT EXTRA   # EXTRA: "" (the server) or "test" (the server plus test tools)
+#
+# Creates ROOT/.venv with python3 when missing or broken and runs `pip install -e`
+# only when pyproject.toml changed since the last successful install (a stamp file
+# inside .venv holds its sha256 and the checkout's path). An install with the "test"
+# extra also satisfies a plain one.
+
+_venv_say() { echo "scripts/${0##*/}: $*" >&2; }
+
+ensure_venv() {
+  local root=$1 extra=$2 venv="$1/.venv"
+  if ! command -v python3 >/dev/null 2>&1; then
+    _venv_say "python3 not found; install Python 3.11 or newer (Debian: apt-get install python3 python3-venv)"
+    return 1
+  fi
+  if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    if ! python3 -c 'import sys; raise SystemExit(sys.version_info < (3, 11))'; then
+      _venv_say "python3 is $(python3 --version 2>&1); palaver needs Python 3.11 or newer"
+      return 1
+    fi
+    _venv_say "creating $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { _venv_say "python3 -m venv failed (Debian: apt-get install python3-venv)"; return 1; }
+  fi
+
+  local key
+  key="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1) $root"
+  local wanted=("$venv/.palaver-installed-test")
+  [[ -z $extra ]] && wanted+=("$venv/.palaver-installed-base")
+  local stamp
+  for stamp in "${wanted[@]}"; do
+    if [[ -f $stamp && "$(cat "$stamp")" == "$key" ]] \
+      && "$venv/bin/python" -c 'import importlib.metadata as m; m.version("palaver")' 2>/dev/null; then
+      return 0
+    fi
+  done
+
+  local target=$root
+  [[ -n $extra ]] && target="${root}[$extra]"
+  _venv_say "installing $target into $venv (first run, or pyproject.toml changed)"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$target" || {
+    _venv_say "pip install -e '$target' failed"
+    return 1
+  }
+  echo "$key" >"$venv/.palaver-installed-${extra:-base}"
+}

@@ -1,0 +1,1 @@
+"""Test support: the scripted LLM, the server launcher and the wire-event validator."""
