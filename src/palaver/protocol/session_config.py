@@ -12,7 +12,7 @@ whole, so errors carry ``session.*`` parameter paths.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import Discriminator, Field, Tag, ValidationError, field_validator
 
@@ -212,7 +212,7 @@ class TranscriptionSessionConfig(WireModel):
 
 
 SessionConfig = Annotated[RealtimeSessionConfig | TranscriptionSessionConfig, Field(discriminator="type")]
-SessionT = TypeVar("SessionT", RealtimeSessionConfig, TranscriptionSessionConfig)
+SessionT = TypeVar("SessionT", bound=RealtimeSessionConfig | TranscriptionSessionConfig)
 
 #: Builds the ``ProtocolError`` for ``(message, code, param relative to the prefix)``.
 _Fail = Callable[[str, str, str], ProtocolError]
@@ -286,7 +286,7 @@ def _apply(
             _check_voice(current, update, fail)
     merged = _merge(current.model_dump(), update)
     try:
-        return type(current).model_validate(merged, strict=True)
+        return cast(SessionT, type(current).model_validate(merged, strict=True))
     except ValidationError as exc:
         raise translate_validation_error(exc, merged, prefix=prefix, event_id=event_id) from None
 
