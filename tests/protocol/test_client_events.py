@@ -316,6 +316,17 @@ ERRORS: list[tuple[str, Any, str, str | None, str]] = [
         "Invalid value for 'audio': expected base64-encoded audio.",
     ),
     (
+        "bad base64 in item",
+        {
+            "type": "conversation.item.create",
+            "event_id": "e1",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": "%%%"}]},
+        },
+        "invalid_value",
+        "item.content[0].audio",
+        "Invalid value for 'item.content[0].audio': expected base64-encoded audio.",
+    ),
+    (
         "bad role content",
         {
             "type": "conversation.item.create",

@@ -23,13 +23,21 @@ from typing import Annotated, Any, Literal, cast
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from .errors import ProtocolError
-from .items import ConversationItem, client_audio_part_index
+from .items import ConversationItem, InputAudioContent, MessageItem, client_audio_part_index
 from .responses import ResponseCreateParams
 from .validation_errors import custom_error, format_choices, translate_validation_error
 from .wire import WireModel, json_type_name
 
 #: Largest decoded audio chunk accepted by one ``input_audio_buffer.append``.
 MAX_APPEND_BYTES = 15 * 1024 * 1024
+
+
+def _is_base64(text: str) -> bool:
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 class ClientEventBase(WireModel):
@@ -103,7 +111,7 @@ class ConversationItemCreateEvent(ClientEventBase):
     item: ConversationItem
 
     @model_validator(mode="after")
-    def _no_client_assistant_audio(self) -> ConversationItemCreateEvent:
+    def _check_audio_parts(self) -> ConversationItemCreateEvent:
         index = client_audio_part_index(self.item)
         if index is not None:
             raise custom_error(
@@ -112,6 +120,18 @@ class ConversationItemCreateEvent(ClientEventBase):
                 "support only 'output_text' content.",
                 at=f"item.content[{index}].type",
             )
+        if isinstance(self.item, MessageItem):
+            for position, part in enumerate(self.item.content):
+                if (
+                    isinstance(part, InputAudioContent)
+                    and part.audio is not None
+                    and not _is_base64(part.audio)
+                ):
+                    raise custom_error(
+                        "invalid_value",
+                        "Invalid value for '{param}': expected base64-encoded audio.",
+                        at=f"item.content[{position}].audio",
+                    )
         return self
 
 
