@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from openai import AsyncOpenAI  # noqa: E402
+from openai import AsyncOpenAI
+from tests.support.scripted_llm import ScriptedLLM
+from tests.support.server import PalaverServer
+from tests.support.speech import flite_speech, silence, to_rate
 
-from palaver.backends.base import Transcript  # noqa: E402
-from palaver.backends.stt.pocketsphinx import PocketsphinxSTT  # noqa: E402
-from palaver.backends.tts.espeak import EspeakTTS  # noqa: E402
-from tests.support.scripted_llm import ScriptedLLM  # noqa: E402
-from tests.support.server import PalaverServer  # noqa: E402
-from tests.support.speech import flite_speech, silence, to_rate  # noqa: E402
+from palaver.backends.base import Transcript
+from palaver.backends.stt.pocketsphinx import PocketsphinxSTT
+from palaver.backends.tts.espeak import EspeakTTS
 
 UTTERANCES = [
     "what is the weather in paris tomorrow",
@@ -54,8 +54,12 @@ def summary(name: str, values_ms: list[float]) -> str:
 
 
 async def measure_turns(server: PalaverServer, llm: ScriptedLLM, turns: int) -> list[float]:
-    speech = [to_rate(silence(100, 16000) + flite_speech(u) + silence(200, 16000), 16000, 24000) for u in UTTERANCES]
-    client = AsyncOpenAI(api_key="bench", base_url=server.http_url + "/v1", websocket_base_url=server.ws_base_url)
+    speech = [
+        to_rate(silence(100, 16000) + flite_speech(u) + silence(200, 16000), 16000, 24000) for u in UTTERANCES
+    ]
+    client = AsyncOpenAI(
+        api_key="bench", base_url=server.http_url + "/v1", websocket_base_url=server.ws_base_url
+    )
     latencies: list[float] = []
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
@@ -106,7 +110,9 @@ def tts_rtf() -> tuple[float, float]:
         start = time.perf_counter()
         first: list[float] = []
 
-        def sink(pcm: bytes, chunks: list[bytes] = chunks, first: list[float] = first, start: float = start) -> bool:
+        def sink(
+            pcm: bytes, chunks: list[bytes] = chunks, first: list[float] = first, start: float = start
+        ) -> bool:
             if not first:
                 first.append((time.perf_counter() - start) * 1000)
             chunks.append(pcm)
@@ -120,7 +126,9 @@ def tts_rtf() -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--turns", type=int, default=30)
     args = parser.parse_args()
     with ScriptedLLM() as llm:

@@ -11,10 +11,14 @@ from palaver.config import ConfigError, Settings
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="palaver", description="Self-hosted OpenAI Realtime-compatible voice agents")
+    parser = argparse.ArgumentParser(
+        prog="palaver", description="Self-hosted OpenAI Realtime-compatible voice agents"
+    )
     parser.add_argument("--version", action="version", version=f"palaver {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the server (settings from PALAVER_* variables; flags override)")
+    serve = commands.add_parser(
+        "serve", help="run the server (settings from PALAVER_* variables; flags override)"
+    )
     serve.add_argument("--host", help="address to bind (PALAVER_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (PALAVER_PORT, default 8000)")
     serve.add_argument("--llm-base-url", help="OpenAI-compatible chat endpoint (PALAVER_LLM_BASE_URL)")
@@ -47,7 +51,9 @@ def serve(settings: Settings) -> int:
     from palaver.server.app import create_app
 
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     try:
         backends = build_backends(settings)

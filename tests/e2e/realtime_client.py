@@ -17,7 +17,9 @@ EVENT_TIMEOUT = 20.0
 
 
 def client_for(server: PalaverServer, api_key: str = "test-key") -> AsyncOpenAI:
-    return AsyncOpenAI(api_key=api_key, base_url=server.http_url + "/v1", websocket_base_url=server.ws_base_url)
+    return AsyncOpenAI(
+        api_key=api_key, base_url=server.http_url + "/v1", websocket_base_url=server.ws_base_url
+    )
 
 
 @asynccontextmanager

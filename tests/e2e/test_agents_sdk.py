@@ -29,6 +29,9 @@ async def test_runner_calls_a_function_tool_and_speaks_the_result(palaver_server
     model_config: Any = {
         "url": palaver_server.ws_base_url + "/realtime?model=gpt-realtime",
         "api_key": "test-key",
+        # The SDK's session.update names its own default model; it must match the URL's, since
+        # a session's model cannot change (as on OpenAI).
+        "initial_model_settings": {"model_name": "gpt-realtime"},
     }
     seen: list[str] = []
     errors: list[Any] = []
@@ -46,7 +49,10 @@ async def test_runner_calls_a_function_tool_and_speaks_the_result(palaver_server
                     tool_outputs.append(str(event.output))
                 elif event.type == "audio":
                     audio_bytes += len(event.audio.data)
-                elif event.type == "raw_model_event" and getattr(event.data, "type", None) == "raw_server_event":
+                elif (
+                    event.type == "raw_model_event"
+                    and getattr(event.data, "type", None) == "raw_server_event"
+                ):
                     pass
                 if event.type == "audio_end" and tool_outputs:
                     break

@@ -32,6 +32,7 @@ def keyed_server(scripted_llm) -> Iterator[PalaverServer]:
         yield server
     finally:
         server.stop()
+        server.cleanup()
 
 
 def _client(server: PalaverServer, key: str) -> AsyncOpenAI:

@@ -61,8 +61,16 @@ async def test_text_turn_event_order(palaver_server, llm) -> None:
         ('["an", "array"]', "invalid_request_error", None),
         ('{"event_id": "evt_1"}', "missing_required_parameter", "type"),
         ('{"type": "no.such.event", "event_id": "evt_1"}', "invalid_value", "type"),
-        ('{"type": "transcription_session.update", "event_id": "evt_1", "session": {}}', "invalid_value", "type"),
-        ('{"type": "conversation.item.delete", "event_id": "evt_1"}', "missing_required_parameter", "item_id"),
+        (
+            '{"type": "transcription_session.update", "event_id": "evt_1", "session": {}}',
+            "invalid_value",
+            "type",
+        ),
+        (
+            '{"type": "conversation.item.delete", "event_id": "evt_1"}',
+            "missing_required_parameter",
+            "item_id",
+        ),
         ('{"type": "response.cancel", "event_id": "evt_1", "bogus": 1}', "unknown_parameter", "bogus"),
         (
             '{"type": "conversation.item.truncate", "event_id": "evt_1", "item_id": "x", '
@@ -70,9 +78,14 @@ async def test_text_turn_event_order(palaver_server, llm) -> None:
             "invalid_type",
             "audio_end_ms",
         ),
-        ('{"type": "input_audio_buffer.append", "event_id": "evt_1", "audio": "%%%"}', "invalid_value", "audio"),
         (
-            '{"type": "session.update", "event_id": "evt_1", "session": {"type": "realtime", "voice": "ash"}}',
+            '{"type": "input_audio_buffer.append", "event_id": "evt_1", "audio": "%%%"}',
+            "invalid_value",
+            "audio",
+        ),
+        (
+            '{"type": "session.update", "event_id": "evt_1", '
+            '"session": {"type": "realtime", "voice": "ash"}}',
             "unknown_parameter",
             "session.voice",
         ),
@@ -171,7 +184,11 @@ async def test_item_errors(palaver_server, llm) -> None:
         )
         assert (await _expect_error(conn)).param == "previous_item_id"
         await conn.conversation.item.create(
-            item={"type": "message", "role": "assistant", "content": [{"type": "output_audio", "transcript": "x"}]},
+            item={
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_audio", "transcript": "x"}],
+            },
         )
         assert (await _expect_error(conn)).param == "item.content"
         events = await _text_turn(conn, llm)
@@ -196,7 +213,9 @@ async def test_audio_item_retrieve_and_truncate(palaver_server, llm) -> None:
         item_id = of_type(events, "response.output_item.done")[0].item.id
         audio = b"".join(base64.b64decode(e.delta) for e in of_type(events, "response.output_audio.delta"))
         duration_ms = len(audio) / 48
-        await conn.conversation.item.truncate(item_id=item_id, content_index=0, audio_end_ms=int(duration_ms) + 500)
+        await conn.conversation.item.truncate(
+            item_id=item_id, content_index=0, audio_end_ms=int(duration_ms) + 500
+        )
         error = await _expect_error(conn)
         assert error.param == "audio_end_ms" and "shorter than" in error.message
         await conn.conversation.item.truncate(item_id=item_id, content_index=0, audio_end_ms=400)

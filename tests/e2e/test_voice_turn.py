@@ -35,7 +35,11 @@ async def _voice_turn(palaver_server, llm, fmt: dict[str, object], wire: bytes, 
     session = {
         "output_modalities": ["audio"],
         "audio": {
-            "input": {"format": fmt, "transcription": {"model": "gpt-4o-mini-transcribe"}, "turn_detection": None},
+            "input": {
+                "format": fmt,
+                "transcription": {"model": "gpt-4o-mini-transcribe"},
+                "turn_detection": None,
+            },
             "output": {"format": fmt, "voice": "marin"},
         },
     }

@@ -15,7 +15,9 @@ def user(text: str) -> MessageItem:
 
 
 def call(call_id: str, name: str = "lookup") -> FunctionCallItem:
-    return FunctionCallItem(id=f"i-{call_id}", type="function_call", call_id=call_id, name=name, arguments="{}")
+    return FunctionCallItem(
+        id=f"i-{call_id}", type="function_call", call_id=call_id, name=name, arguments="{}"
+    )
 
 
 def output(call_id: str, out: str) -> FunctionCallOutputItem:
@@ -25,7 +27,9 @@ def output(call_id: str, out: str) -> FunctionCallOutputItem:
 def test_instructions_then_turns() -> None:
     items = [
         user("hi"),
-        MessageItem(id="a1", type="message", role="assistant", content=[OutputAudioContent(transcript="Hello!")]),
+        MessageItem(
+            id="a1", type="message", role="assistant", content=[OutputAudioContent(transcript="Hello!")]
+        ),
         MessageItem(
             id="u2", type="message", role="user", content=[InputAudioContent(transcript="what time is it")]
         ),

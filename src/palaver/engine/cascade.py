@@ -122,7 +122,9 @@ class CascadeEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _flush_speech(self, chunker: SentenceChunker, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+    async def _flush_speech(
+        self, chunker: SentenceChunker, request: EngineRequest
+    ) -> AsyncIterator[EngineEvent]:
         rest = chunker.flush()
         if rest:
             async for out in self._speak(rest, request):

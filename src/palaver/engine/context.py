@@ -78,14 +78,24 @@ def build_messages(instructions: str, items: Sequence[ConversationItem]) -> list
                 messages.append({"role": item.role, "content": content})
         elif isinstance(item, FunctionCallItem):
             call_id = item.call_id or item.id or ""
-            call = {"id": call_id, "type": "function", "function": {"name": item.name, "arguments": item.arguments}}
+            call = {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": item.name, "arguments": item.arguments},
+            }
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant" and (answers or "tool_calls" not in last):
                 last.setdefault("tool_calls", []).append(call)
             else:
                 settle()
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-            answers.append({"role": "tool", "tool_call_id": call_id, "content": outputs.get(call_id, PENDING_CALL_OUTPUT)})
+            answers.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": call_id,
+                    "content": outputs.get(call_id, PENDING_CALL_OUTPUT),
+                }
+            )
             placed.add(call_id)
         elif isinstance(item, FunctionCallOutputItem) and item.call_id not in placed:
             # An output whose call is not in the context: tell the brain as plain text.

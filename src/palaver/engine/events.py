@@ -66,4 +66,6 @@ class EngineFinished:
     kind: Literal["finished"] = "finished"
 
 
-EngineEvent = OutputText | OutputAudio | FunctionCallStart | FunctionCallArguments | FunctionCallEnd | EngineFinished
+EngineEvent = (
+    OutputText | OutputAudio | FunctionCallStart | FunctionCallArguments | FunctionCallEnd | EngineFinished
+)

@@ -44,11 +44,9 @@ class SentenceChunker:
         # The first piece may be cut at a clause so first audio comes sooner.
         limit = self._first_clause_chars if self._first else self._max_chars
         if len(self._buf) >= limit:
-            clause = None
-            for clause in _CLAUSE.finditer(self._buf):
-                pass
-            if clause is not None:
-                return self._cut(clause.end())
+            clauses = list(_CLAUSE.finditer(self._buf))
+            if clauses:
+                return self._cut(clauses[-1].end())
             if len(self._buf) >= self._max_chars:
                 space = self._buf.rfind(" ", 0, self._max_chars)
                 return self._cut(space + 1 if space > 0 else self._max_chars)

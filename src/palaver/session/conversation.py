@@ -13,7 +13,7 @@ class StoredAudio:
     """Audio of one item, in the wire format it was received or sent in."""
 
     format_type: str
-    data: bytes
+    data: bytes | bytearray
 
 
 class Conversation:
@@ -31,22 +31,26 @@ class Conversation:
     def __contains__(self, item_id: str) -> bool:
         return any(i.id == item_id for i in self._items)
 
-    def get(self, item_id: str, *, event_id: str | None = None) -> ConversationItem:
+    def get(self, item_id: str, *, event_id: str | None = None, param: str = "item_id") -> ConversationItem:
         for item in self._items:
             if item.id == item_id:
                 return item
         raise ProtocolError(
-            f"Item with item_id '{item_id}' not found.", code="item_not_found", param="item_id", event_id=event_id
+            f"Item with item_id '{item_id}' not found.", code="item_not_found", param=param, event_id=event_id
         )
 
-    def insert(self, item: ConversationItem, previous_item_id: str | None, *, event_id: str | None = None) -> str | None:
+    def insert(
+        self, item: ConversationItem, previous_item_id: str | None, *, event_id: str | None = None
+    ) -> str | None:
         """Insert after ``previous_item_id`` ("root": at the start; None: at the end).
 
         Returns the id of the item now before it (None when first)."""
         assert item.id is not None
         if item.id in self:
             raise ProtocolError(
-                f"Item with id '{item.id}' already exists.", code="item_already_exists", param="item.id",
+                f"Item with id '{item.id}' already exists.",
+                code="item_already_exists",
+                param="item.id",
                 event_id=event_id,
             )
         if previous_item_id is None:

@@ -126,7 +126,9 @@ class ResponseRun:
         if isinstance(self._open, _OpenMessage):
             return self._open
         self._close_open("completed")
-        item = MessageItem(id=new_id("item"), type="message", status="in_progress", role="assistant", content=[])
+        item = MessageItem(
+            id=new_id("item"), type="message", status="in_progress", role="assistant", content=[]
+        )
         index = len(self.response.output)
         self.response.output.append(item)
         opened = _OpenMessage(item=item, output_index=index)
@@ -134,7 +136,11 @@ class ResponseRun:
             opened.encoder = None  # made on the first chunk, when the source rate is known
         self._open = opened
         self._item_added(item, index)
-        part = ResponsePart(type="audio", transcript="") if self.audio_mode else ResponsePart(type="text", text="")
+        part = (
+            ResponsePart(type="audio", transcript="")
+            if self.audio_mode
+            else ResponsePart(type="text", text="")
+        )
         self.send(
             ResponseContentPartAddedEvent(
                 response_id=self.id, item_id=item.id, output_index=index, content_index=0, part=part
@@ -249,7 +255,12 @@ class ResponseRun:
     def _close_message(self, msg: _OpenMessage, status: str) -> None:
         item = msg.item
         text = "".join(msg.text)
-        ids = {"response_id": self.id, "item_id": item.id or "", "output_index": msg.output_index, "content_index": 0}
+        ids = {
+            "response_id": self.id,
+            "item_id": item.id or "",
+            "output_index": msg.output_index,
+            "content_index": 0,
+        }
         if self.audio_mode:
             if msg.encoder is not None and status == "completed":
                 self._send_audio(msg, msg.encoder.flush())
@@ -267,7 +278,7 @@ class ResponseRun:
 
     def _item_done(self, item: MessageItem | FunctionCallItem, index: int) -> None:
         self.send(ResponseOutputItemDoneEvent(response_id=self.id, output_index=index, item=item))
-        if self._conversation is not None and item.id in self._conversation:
+        if self._conversation is not None and item.id is not None and item.id in self._conversation:
             self.send(ConversationItemDoneEvent(previous_item_id=self._previous_of(item.id or ""), item=item))
 
     def _previous_of(self, item_id: str) -> str | None:
@@ -293,6 +304,8 @@ class ResponseRun:
         self.response.status = status  # type: ignore[assignment]
         self.response.status_details = details
         audio_tokens = math.ceil(self._audio_out_ms / 1000 * AUDIO_OUTPUT_TOKENS_PER_SECOND)
-        self.response.usage = Usage.of(text_in=self._text_in, audio_in=0, text_out=self._text_out, audio_out=audio_tokens)
+        self.response.usage = Usage.of(
+            text_in=self._text_in, audio_in=0, text_out=self._text_out, audio_out=audio_tokens
+        )
         self.send(ResponseDoneEvent(response=self.response))
         self.closed = True

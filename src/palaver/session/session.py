@@ -42,7 +42,12 @@ from palaver.protocol.items import (
     MessageItem,
     OutputAudioContent,
 )
-from palaver.protocol.responses import RealtimeResponse, ResponseCreateParams, ResponseStatusDetails
+from palaver.protocol.responses import (
+    ItemReference,
+    RealtimeResponse,
+    ResponseCreateParams,
+    ResponseStatusDetails,
+)
 from palaver.protocol.server_events import (
     ConversationItemAddedEvent,
     ConversationItemDeletedEvent,
@@ -203,7 +208,10 @@ class Session:
     def _session_update(self, event: SessionUpdateEvent) -> None:
         old_format = self._input_format()
         self.config = apply_session_update(
-            self.config, event.session, event_id=event.event_id, audio_output_started=self._audio_output_started
+            self.config,
+            event.session,
+            event_id=event.event_id,
+            audio_output_started=self._audio_output_started,
         )
         if self._input_format() != old_format:
             # Audio already buffered was in the old format; it cannot be mixed with the new one.
@@ -301,17 +309,22 @@ class Session:
 
     def _item_create(self, event: ConversationItemCreateEvent) -> None:
         item = event.item
-        if isinstance(item, MessageItem) and item.role == "assistant":
-            if any(isinstance(p, OutputAudioContent) for p in item.content):
-                raise ProtocolError(
-                    "Assistant messages created by the client can only contain output_text content.",
-                    code="invalid_value",
-                    param="item.content",
-                )
+        if (
+            isinstance(item, MessageItem)
+            and item.role == "assistant"
+            and any(isinstance(p, OutputAudioContent) for p in item.content)
+        ):
+            raise ProtocolError(
+                "Assistant messages created by the client can only contain output_text content.",
+                code="invalid_value",
+                param="item.content",
+            )
         if item.id is None:
             item.id = new_id("item")
         audio_parts = (
-            [p for p in item.content if isinstance(p, InputAudioContent)] if isinstance(item, MessageItem) else []
+            [p for p in item.content if isinstance(p, InputAudioContent)]
+            if isinstance(item, MessageItem)
+            else []
         )
         decoded: list[bytes] = []
         for part in audio_parts:
@@ -411,14 +424,18 @@ class Session:
             )
         modalities = params.output_modalities or config.output_modalities
         audio_mode = "audio" in modalities
-        out_audio = params.audio.output if params.audio is not None and params.audio.output is not None else None
+        out_audio = (
+            params.audio.output if params.audio is not None and params.audio.output is not None else None
+        )
         fmt = (out_audio.format if out_audio is not None and out_audio.format is not None else None) or (
             config.audio.output.format
         )
         voice = (out_audio.voice if out_audio is not None and out_audio.voice is not None else None) or (
             config.audio.output.voice
         )
-        max_tokens = params.max_output_tokens if params.max_output_tokens is not None else config.max_output_tokens
+        max_tokens = (
+            params.max_output_tokens if params.max_output_tokens is not None else config.max_output_tokens
+        )
         response = RealtimeResponse(
             id=new_id("resp"),
             status="in_progress",
@@ -461,11 +478,10 @@ class Session:
         }
         run.task = asyncio.create_task(self._run(run, context, request_parts), name=f"response-{run.id}")
 
-    def _resolve_input(self, entry: Any) -> ConversationItem:
-        ref_id = entry.get("id") if isinstance(entry, dict) else None
-        if isinstance(entry, dict) and entry.get("type") == "item_reference" and isinstance(ref_id, str):
-            return self.conversation.get(ref_id)
-        return entry  # type: ignore[no-any-return]
+    def _resolve_input(self, entry: ConversationItem | ItemReference) -> ConversationItem:
+        if isinstance(entry, ItemReference):
+            return self.conversation.get(entry.id, param="response.input")
+        return entry
 
     def _mark_audio_started(self) -> None:
         self._audio_output_started = True

@@ -7,7 +7,6 @@ from concurrent.futures import Executor
 
 from palaver.backends.base import SpeechToText, SttStream, Transcript
 
-
 _background: set[asyncio.Task[None]] = set()
 
 

@@ -78,19 +78,22 @@ class _Outbox:
             await self._ws.send_text(text)
             if self._wire_log is not None:
                 self._wire_log.write(text)
+            self._queue.task_done()
         await self._ws.close(code=CLOSE_TOO_SLOW, reason="client too slow to read events")
 
     async def drain(self, timeout: float) -> None:
         """Wait until everything queued so far is written."""
-        deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._queue.join()
 
 
 async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
     settings = ctx.settings
     params = websocket.query_params
-    subprotocols = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    subprotocols = [
+        p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
+    ]
     if not key_accepted(settings.api_key, presented_key(websocket.headers, subprotocols)):
         await _deny(websocket, 401, "Incorrect API key provided.", "invalid_api_key")
         return
@@ -118,7 +121,9 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
     outbox = _Outbox(websocket, settings.send_queue_events, ctx.wire_log)
     backends = ctx.backends
     engine = CascadeEngine(chat=backends.chat, tts=backends.tts, executor=backends.executor)
-    session = Session(config=config, engine=engine, stt=backends.stt, executor=backends.executor, emit=outbox.emit)
+    session = Session(
+        config=config, engine=engine, stt=backends.stt, executor=backends.executor, emit=outbox.emit
+    )
     writer = asyncio.create_task(outbox.run(), name="ws-writer")
     session.start()
     try:

@@ -34,4 +34,6 @@ class EchoChat:
         words = answer.split(" ")
         for i, word in enumerate(words):
             yield TextDelta(word if i == 0 else " " + word)
-        yield ChatFinished(reason="stop", usage=ChatUsage(input_tokens=len(heard) // 4 + 1, output_tokens=len(words)))
+        yield ChatFinished(
+            reason="stop", usage=ChatUsage(input_tokens=len(heard) // 4 + 1, output_tokens=len(words))
+        )

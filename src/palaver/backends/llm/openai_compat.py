@@ -22,10 +22,14 @@ from palaver.backends.base import (
 class OpenAICompatibleChat:
     """Streams chat completions from ``base_url`` with the official ``openai`` client."""
 
-    def __init__(self, *, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self, *, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0
+    ) -> None:
         self.name = f"openai-compatible:{model}"
         self.model = model
-        self._client = AsyncOpenAI(base_url=base_url, api_key=api_key or "palaver", timeout=timeout, max_retries=0)
+        self._client = AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "palaver", timeout=timeout, max_retries=0
+        )
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -78,7 +82,9 @@ class OpenAICompatibleChat:
                 code="llm_http_error",
             ) from exc
         except openai.APIConnectionError as exc:
-            raise BackendError(f"LLM endpoint unreachable: {exc}", retryable=True, code="llm_unreachable") from exc
+            raise BackendError(
+                f"LLM endpoint unreachable: {exc}", retryable=True, code="llm_unreachable"
+            ) from exc
         except openai.OpenAIError as exc:
             raise BackendError(f"LLM endpoint failed: {exc}", code="llm_error") from exc
         yield ChatFinished(reason=finish_reason, usage=usage)
