@@ -190,7 +190,7 @@ async def test_item_errors(palaver_server, llm) -> None:
                 "content": [{"type": "output_audio", "transcript": "x"}],
             },
         )
-        assert (await _expect_error(conn)).param == "item.content"
+        assert (await _expect_error(conn)).param == "item.content[0].type"
         events = await _text_turn(conn, llm)
         assistant = of_type(events, "response.output_item.done")[0].item
         await conn.conversation.item.truncate(item_id=assistant.id, content_index=0, audio_end_ms=10)

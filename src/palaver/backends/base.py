@@ -51,7 +51,10 @@ class SpeechToText(Protocol):
     name: str
     sample_rate: int
 
-    def open_stream(self, *, language: str | None = None, prompt: str | None = None) -> SttStream: ...
+    def open_stream(
+        self, *, language: str | None = None, prompt: str | None = None, narrowband: bool = False
+    ) -> SttStream:
+        """Start an utterance. ``narrowband``: the audio was 8 kHz (telephone) before resampling."""
 
 
 # --------------------------------------------------------------------------- text to speech

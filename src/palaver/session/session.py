@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
-from palaver.audio.formats import InputDecoder, wire_duration_ms
+from palaver.audio.formats import InputDecoder, wire_duration_ms, wire_rate
 from palaver.backends.base import ChatTool, SpeechToText
 from palaver.engine.context import build_messages
 from palaver.engine.events import EngineEvent, EngineRequest
@@ -203,7 +203,8 @@ class Session:
     def _new_transcriber(self) -> StreamingTranscriber:
         transcription = self.config.audio.input.transcription
         language = transcription.language if transcription is not None else None
-        return StreamingTranscriber(self._stt, self._executor, language=language)
+        narrowband = wire_rate(self._input_format()) < self._stt.sample_rate
+        return StreamingTranscriber(self._stt, self._executor, language=language, narrowband=narrowband)
 
     def _session_update(self, event: SessionUpdateEvent) -> None:
         old_format = self._input_format()
@@ -309,16 +310,6 @@ class Session:
 
     def _item_create(self, event: ConversationItemCreateEvent) -> None:
         item = event.item
-        if (
-            isinstance(item, MessageItem)
-            and item.role == "assistant"
-            and any(isinstance(p, OutputAudioContent) for p in item.content)
-        ):
-            raise ProtocolError(
-                "Assistant messages created by the client can only contain output_text content.",
-                code="invalid_value",
-                param="item.content",
-            )
         if item.id is None:
             item.id = new_id("item")
         audio_parts = (

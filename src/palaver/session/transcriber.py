@@ -15,10 +15,13 @@ class StreamingTranscriber:
     (nearly) ready when the user stops. Pushes are coalesced: however fast audio arrives, at
     most one push is queued, and the pending bytes are bounded by the input buffer they mirror."""
 
-    def __init__(self, stt: SpeechToText, executor: Executor, *, language: str | None = None) -> None:
+    def __init__(
+        self, stt: SpeechToText, executor: Executor, *, language: str | None = None, narrowband: bool = False
+    ) -> None:
         self._stt = stt
         self._executor = executor
         self._language = language
+        self._narrowband = narrowband
         self._stream: SttStream | None = None
         self._pending = bytearray()
         self._worker: asyncio.Task[None] | None = None
@@ -48,7 +51,7 @@ class StreamingTranscriber:
                 self.partial = partial
 
     def _open(self) -> SttStream:
-        return self._stt.open_stream(language=self._language)
+        return self._stt.open_stream(language=self._language, narrowband=self._narrowband)
 
     async def finish(self) -> Transcript:
         """Wait for all fed audio to be recognised and return the final transcript."""
