@@ -61,9 +61,11 @@ class ScriptedEngine:
         self.requests: list[EngineRequest] = []
         self.steps: asyncio.Semaphore | None = None
         self.closed = 0
+        self.started = asyncio.Event()
 
     async def generate(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
         self.requests.append(request)
+        self.started.set()
         try:
             for step in list(self.script):
                 if self.steps is not None:
@@ -84,14 +86,23 @@ SPEECH = [
 DONE = EngineFinished(reason="stop", text_input_tokens=5, text_output_tokens=3)
 
 
+class Events(list[dict[str, Any]]):
+    """The events a session emitted, with a signal for each new one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Event()
+
+
 @pytest.fixture
 async def harness():
     executor = ThreadPoolExecutor(2)
-    events: list[dict[str, Any]] = []
+    events = Events()
     engine = ScriptedEngine()
 
     def emit(event: ServerEvent) -> None:
         events.append(json.loads(event.to_json()))
+        events.changed.set()
 
     session = Session(
         config=new_realtime_session("gpt-realtime", expires_at=0),
@@ -116,10 +127,11 @@ async def send(target: Session, **event: Any) -> None:
     await target.handle_frame(json.dumps(event))
 
 
-async def until(events: list[dict[str, Any]], type_: str, count: int = 1) -> None:
+async def until(events: Events, type_: str, count: int = 1) -> None:
     async with asyncio.timeout(5):
         while sum(e["type"] == type_ for e in events) < count:
-            await asyncio.sleep(0.001)
+            events.changed.clear()
+            await events.changed.wait()
 
 
 def types(events: list[dict[str, Any]]) -> list[str]:
@@ -272,8 +284,7 @@ async def test_close_mid_response_sends_nothing_more(harness) -> None:
     await send(session, type="response.create")
     await until(events, "response.created")
     async with asyncio.timeout(5):
-        while not engine.requests:  # the engine has started and waits for its first step
-            await asyncio.sleep(0.001)
+        await engine.started.wait()  # the engine has started and waits for its first step
     n = len(events)
     await session.close()
     release(engine, 10)
