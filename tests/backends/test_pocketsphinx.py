@@ -114,6 +114,19 @@ def test_sequential_streams_reuse_one_decoder() -> None:
     assert word_error_rate(LIGHTS, second.text) <= 0.15
 
 
+def test_a_reused_decoder_decodes_like_a_fresh_one() -> None:
+    # Live cepstral-mean normalisation adapts to each caller's channel; a pooled decoder
+    # must not carry the previous caller's channel (here: telephone-band audio) into the next.
+    text = "please book a table for two at seven"
+    fresh, _ = transcribe(PocketsphinxSTT(), utterance(text))
+    stt = PocketsphinxSTT()
+    narrow = to_rate(to_rate(utterance(LONG), 16000, 8000), 8000, 16000)
+    transcribe(stt, narrow)
+    reused, _ = transcribe(stt, utterance(text))
+    assert stt.decoders_created == 1
+    assert reused.text == fresh.text
+
+
 def test_concurrent_streams_get_their_own_decoders() -> None:
     stt = PocketsphinxSTT()
     stt.warm_up()

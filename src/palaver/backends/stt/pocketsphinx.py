@@ -29,10 +29,26 @@ SAMPLE_RATE = 16000
 
 @dataclass
 class _Slot:
-    """A pooled decoder and whether an utterance is still open on it."""
+    """A pooled decoder, its initial cepstral mean, and whether an utterance is still open on it."""
 
     decoder: Any
+    initial_cmn: str = ""
     in_utterance: bool = False
+
+    @classmethod
+    def load(cls, decoder: Any) -> _Slot:
+        return cls(decoder, initial_cmn=str(decoder.get_cmn(False)))
+
+    def reset(self) -> None:
+        """Forget the previous stream: close its utterance, restore the initial cepstral mean.
+
+        Live CMN otherwise carries the last caller's channel into the next stream."""
+        if self.in_utterance:  # abandoned by a stream that was dropped mid-utterance
+            with contextlib.suppress(RuntimeError):
+                self.decoder.end_utt()
+            self.in_utterance = False
+        if self.initial_cmn:
+            self.decoder.set_cmn(self.initial_cmn)
 
 
 class _DecoderPool:
@@ -54,13 +70,11 @@ class _DecoderPool:
         with self._lock:
             slot = self._idle.pop() if self._idle else None
         if slot is None:
-            slot = _Slot(self._factory())  # slow: outside the lock
+            slot = _Slot.load(self._factory())  # slow: outside the lock
             with self._lock:
                 self.created += 1
-        if slot.in_utterance:  # abandoned by a stream that was dropped mid-utterance
-            with contextlib.suppress(RuntimeError):
-                slot.decoder.end_utt()
-            slot.in_utterance = False
+        else:
+            slot.reset()
         return slot
 
     def release(self, slot: _Slot) -> None:
@@ -218,7 +232,7 @@ class PocketsphinxSTT:
     def warm_up(self) -> None:
         """Load one decoder now (at server start) unless one is already idle in the pool."""
         if self._pool.idle == 0:
-            self._pool.add(_Slot(self._load_decoder()))
+            self._pool.add(_Slot.load(self._load_decoder()))
 
     def open_stream(
         self, *, language: str | None = None, prompt: str | None = None, narrowband: bool = False
