@@ -250,3 +250,20 @@ async def test_llm_failure_fails_the_response_not_the_session(palaver_server, ll
         assert response.status == "failed"
         assert response.status_details.type == "failed" and response.status_details.error is not None
         await _text_turn(conn, llm)
+
+
+async def test_max_output_tokens_makes_the_response_incomplete(palaver_server, llm) -> None:
+    async with connect(palaver_server, **TEXT_SESSION) as conn:
+        llm.push_text("one two three four five six seven eight")
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "count"}]}
+        )
+        await conn.response.create(response={"max_output_tokens": 3})
+        events = await collect_until(conn, "response.done")
+        assert llm.requests[-1]["max_tokens"] == 3
+        response = events[-1].response
+        assert response.status == "incomplete" and response.max_output_tokens == 3
+        assert response.status_details.reason == "max_output_tokens"
+        assert of_type(events, "response.output_text.done")[0].text == "one two three"
+        assert response.output[0].status == "incomplete"
+        await _text_turn(conn, llm)

@@ -347,6 +347,12 @@ class _Completion:
         self.text_pieces = _word_chunks(reply.text)
         self.calls = [(c, c.call_id or "call_" + secrets.token_hex(12)) for c in reply.tool_calls]
         self.finish_reason = "tool_calls" if self.calls else "stop"
+        # Like a real server, stop at max_tokens (one word piece counts as one token here).
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(limit, int) and len(self.text_pieces) > limit:
+            self.text_pieces = self.text_pieces[:limit]
+            self.calls = []
+            self.finish_reason = "length"
         prompt = _count_tokens(body)
         completion = len(self.text_pieces) + sum(len(_fragments(c.arguments)) + 1 for c, _ in self.calls)
         self.usage = {

@@ -226,14 +226,15 @@ class ResponseRun:
 
     # ------------------------------------------------------------------ closing
 
-    def _close_open(self, status: str) -> None:
+    def _close_open(self, status: str, *, flush: bool = True) -> None:
+        """Close the open item with ``status`` (completed/incomplete); ``flush``: send held-back audio."""
         opened, self._open = self._open, None
         if opened is None:
             return
         if isinstance(opened, _OpenCall):
             self._close_call(opened, status)
         else:
-            self._close_message(opened, status)
+            self._close_message(opened, status, flush=flush)
 
     def _close_call(self, call: _OpenCall, status: str) -> None:
         item = call.item
@@ -252,7 +253,7 @@ class ResponseRun:
             )
         self._item_done(item, call.output_index)
 
-    def _close_message(self, msg: _OpenMessage, status: str) -> None:
+    def _close_message(self, msg: _OpenMessage, status: str, *, flush: bool) -> None:
         item = msg.item
         text = "".join(msg.text)
         ids = {
@@ -262,7 +263,7 @@ class ResponseRun:
             "content_index": 0,
         }
         if self.audio_mode:
-            if msg.encoder is not None and status == "completed":
+            if msg.encoder is not None and flush:
                 self._send_audio(msg, msg.encoder.flush())
             item.content[0] = OutputAudioContent(transcript=text)
             self.send(ResponseOutputAudioDoneEvent(**ids))
@@ -300,7 +301,10 @@ class ResponseRun:
         """Close every open item and send the one ``response.done``. Idempotent."""
         if self.closed:
             return
-        self._close_open("completed" if status in ("completed", "incomplete") else "incomplete")
+        self._close_open(
+            "completed" if status == "completed" else "incomplete",
+            flush=status in ("completed", "incomplete"),
+        )
         self.response.status = status  # type: ignore[assignment]
         self.response.status_details = details
         audio_tokens = math.ceil(self._audio_out_ms / 1000 * AUDIO_OUTPUT_TOKENS_PER_SECOND)
