@@ -53,7 +53,7 @@ def summary(name: str, values_ms: list[float]) -> str:
     )
 
 
-async def measure_turns(server: PalaverServer, llm: ScriptedLLM, turns: int) -> list[float]:
+async def measure_turns(server: PalaverServer, llm: ScriptedLLM, turns: int, realtime: bool) -> list[float]:
     speech = [
         to_rate(silence(100, 16000) + flite_speech(u) + silence(200, 16000), 16000, 24000) for u in UTTERANCES
     ]
@@ -66,8 +66,11 @@ async def measure_turns(server: PalaverServer, llm: ScriptedLLM, turns: int) -> 
         for turn in range(turns):
             llm.push_text(ANSWER)
             wire = speech[turn % len(speech)]
-            for i in range(0, len(wire), 1920):  # 40 ms chunks, as fast as the socket takes them
+            start = time.perf_counter()
+            for n, i in enumerate(range(0, len(wire), 1920)):  # 40 ms chunks
                 await conn.input_audio_buffer.append(audio=base64.b64encode(wire[i : i + 1920]).decode())
+                if realtime:  # as a microphone would send them
+                    await asyncio.sleep(max(0.0, start + (n + 1) * 0.04 - time.perf_counter()))
             await conn.input_audio_buffer.commit()
             await conn.response.create()
             committed_at: float | None = None
@@ -130,15 +133,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--burst", action="store_true", help="send each utterance as fast as possible")
     args = parser.parse_args()
     with ScriptedLLM() as llm:
         server = PalaverServer(env={"PALAVER_LLM_BASE_URL": llm.base_url, "PALAVER_LLM_MODEL": "scripted"})
         server.start()
         try:
-            latencies = asyncio.run(measure_turns(server, llm, args.turns))
+            latencies = asyncio.run(measure_turns(server, llm, args.turns, realtime=not args.burst))
         finally:
             server.stop()
-    print(summary("committed -> first audio delta (scripted LLM, embedded ASR+TTS)", latencies))
+    pace = "burst" if args.burst else "real-time pace"
+    print(summary(f"committed -> first audio delta (scripted LLM, embedded ASR+TTS, {pace})", latencies))
     print(f"ASR pocketsphinx real-time factor: {asr_rtf():.3f}")
     rtf, ttfa = tts_rtf()
     print(f"TTS espeak-ng real-time factor: {rtf:.4f} (median time to first chunk {ttfa:.2f} ms)")
