@@ -291,3 +291,23 @@ async def test_close_mid_response_sends_nothing_more(harness) -> None:
     await asyncio.sleep(0.05)
     assert len(events) == n
     assert engine.closed == 1
+
+
+async def test_bad_input_reference_is_an_error_not_a_half_made_response(harness) -> None:
+    session, engine, events = harness
+    engine.script = [DONE]
+    await send(
+        session,
+        type="response.create",
+        event_id="r1",
+        response={"input": [{"type": "item_reference", "id": "nope"}]},
+    )
+    assert events[-1]["type"] == "error" and events[-1]["error"]["event_id"] == "r1"
+    assert "response.created" not in types(events)
+    assert session.active_response_id is None
+    # Out-of-band with its own input: only that input is the context.
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "side question"}]}
+    await send(session, type="response.create", response={"conversation": "none", "input": [item]})
+    await until(events, "response.done")
+    assert engine.requests[-1].messages[-1] == {"role": "user", "content": "side question"}
+    assert session.conversation.items == []

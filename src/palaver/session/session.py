@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Executor
@@ -68,6 +69,7 @@ from palaver.protocol.session_config import (
     RealtimeSessionConfig,
     TranscriptionSessionConfig,
     apply_session_update,
+    voice_name,
 )
 from palaver.session.conversation import Conversation, StoredAudio
 from palaver.session.response_run import ResponseRun
@@ -413,6 +415,12 @@ class Session:
                 "Wait until the response is finished before creating a new one.",
                 code="conversation_already_has_active_response",
             )
+        # Resolved before response.created: a bad reference is an error, not a half-made response.
+        context = (
+            [self._resolve_input(i) for i in params.input]
+            if params.input is not None
+            else self.conversation.items
+        )
         modalities = params.output_modalities or config.output_modalities
         audio_mode = "audio" in modalities
         out_audio = (
@@ -452,22 +460,20 @@ class Session:
             self._active = run
         self._emit(ResponseCreatedEvent(response=response.model_copy(deep=True)))
         instructions = params.instructions if params.instructions is not None else config.instructions
-        tools = params.tools if params.tools is not None else config.tools
-        tool_choice = params.tool_choice if params.tool_choice is not None else config.tool_choice
-        if params.input is not None:
-            context = [self._resolve_input(i) for i in params.input]
-        else:
-            context = self.conversation.items
-        request_parts: dict[str, Any] = {
-            "instructions": instructions or "",
-            "tools": _chat_tools(tools),
-            "tool_choice": _chat_tool_choice(tool_choice),
-            "max_output_tokens": None if max_tokens == "inf" else int(max_tokens),
-            "audio": audio_mode,
-            "voice": voice if isinstance(voice, str) else str(getattr(voice, "id", "alloy")),
-            "speed": config.audio.output.speed,
-        }
-        run.task = asyncio.create_task(self._run(run, context, request_parts), name=f"response-{run.id}")
+        request = EngineRequest(
+            messages=[],  # rendered once the context's transcripts are ready
+            tools=_chat_tools(params.tools if params.tools is not None else config.tools),
+            tool_choice=_chat_tool_choice(
+                params.tool_choice if params.tool_choice is not None else config.tool_choice
+            ),
+            max_output_tokens=None if max_tokens == "inf" else int(max_tokens),
+            audio=audio_mode,
+            voice=voice_name(voice),
+            speed=config.audio.output.speed,
+        )
+        run.task = asyncio.create_task(
+            self._run(run, context, instructions, request), name=f"response-{run.id}"
+        )
 
     def _resolve_input(self, entry: ConversationItem | ItemReference) -> ConversationItem:
         if isinstance(entry, ItemReference):
@@ -477,14 +483,12 @@ class Session:
     def _mark_audio_started(self) -> None:
         self._audio_output_started = True
 
-    async def _run(self, run: ResponseRun, context: list[ConversationItem], parts: dict[str, Any]) -> None:
+    async def _run(
+        self, run: ResponseRun, context: list[ConversationItem], instructions: str, request: EngineRequest
+    ) -> None:
         try:
             await self._await_transcripts(context)
-            request = EngineRequest(
-                messages=build_messages(parts.pop("instructions"), context),
-                tools=parts.pop("tools"),
-                **parts,
-            )
+            request = dataclasses.replace(request, messages=build_messages(instructions, context))
             async with contextlib.aclosing(self._engine.generate(request)) as events:
                 async for event in events:
                     if run.closed:
