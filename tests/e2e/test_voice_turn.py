@@ -130,3 +130,29 @@ async def test_voice_turn_pcmu(palaver_server, llm) -> None:
     words = len(ANSWER.split())
     assert 0.2 * words < seconds < 1.0 * words, seconds
     assert _rms(ulaw_decode(np.frombuffer(wire, dtype=np.uint8))) > 300
+
+
+async def test_cancel_stops_audio_mid_answer(palaver_server, llm) -> None:
+    """A slow brain streams a long answer; cancelling mid-audio ends it with no late audio."""
+    llm.chunk_delay = 0.03
+    llm.push_text(" ".join(["This is a long sentence that keeps going for a while."] * 8))
+    async with connect(palaver_server, audio={"input": {"turn_detection": None}}) as conn:
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "talk"}]}
+        )
+        await conn.response.create()
+        await collect_until(conn, "response.output_audio.delta")
+        await conn.response.cancel()
+        events = await collect_until(conn, "response.done")
+        done = events[-1].response
+        assert done.status == "cancelled" and done.status_details.reason == "client_cancelled"
+        assert done.output[0].status == "incomplete"
+        # Nothing of the cancelled response follows its response.done.
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "again"}]}
+        )
+        after = await collect_until(conn, "conversation.item.done")
+        assert [e.type for e in after] == ["conversation.item.added", "conversation.item.done"]
+    # The brain was cut off too: far fewer words were spoken than the script had.
+    spoken = done.output[0].content[0].transcript or ""
+    assert len(spoken.split()) < 40

@@ -246,6 +246,7 @@ class Session:
                 event_id=event_id,
             )
         buffer, transcriber = self._buffer, self._transcriber
+        transcriber.feed(buffer.decoder.flush())  # the resampler's look-ahead tail
         self._buffer = _InputBuffer(self._input_format(), self._stt.sample_rate)
         self._transcriber = self._new_transcriber()
         item = MessageItem(
@@ -338,7 +339,7 @@ class Session:
         if audio_parts and isinstance(item, MessageItem):
             transcriber = self._new_transcriber()
             decoder = InputDecoder(self._input_format(), self._stt.sample_rate)
-            transcriber.feed(decoder.decode(b"".join(decoded)))
+            transcriber.feed(decoder.decode(b"".join(decoded)) + decoder.flush())
             self._start_transcription(item, transcriber)
 
     def _item_retrieve(self, event: ConversationItemRetrieveEvent) -> None:
