@@ -10,7 +10,7 @@ import pytest
 import websockets
 from openai import AsyncOpenAI
 
-from tests.support.server import PalaverServer
+from tests.support.server import PalaverServer, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -19,20 +19,14 @@ KEY = "sk-palaver-test-secret"
 
 @pytest.fixture(scope="module")
 def keyed_server(scripted_llm) -> Iterator[PalaverServer]:
-    server = PalaverServer(
-        env={
-            "PALAVER_API_KEY": KEY,
-            "PALAVER_SESSION_MAX_SECONDS": "3",
-            "PALAVER_LLM_BASE_URL": scripted_llm.base_url,
-            "PALAVER_LLM_MODEL": "scripted",
-        }
-    )
-    server.start()
-    try:
+    env = {
+        "PALAVER_API_KEY": KEY,
+        "PALAVER_SESSION_MAX_SECONDS": "3",
+        "PALAVER_LLM_BASE_URL": scripted_llm.base_url,
+        "PALAVER_LLM_MODEL": "scripted",
+    }
+    with running_server(env) as server:
         yield server
-    finally:
-        server.stop()
-        server.cleanup()
 
 
 def _client(server: PalaverServer, key: str) -> AsyncOpenAI:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.realtime_client import collect_until, connect, joined_audio, of_type, send_audio
-from tests.support.server import PalaverServer
+from tests.support.server import PalaverServer, running_server
 from tests.support.speech import flite_speech, silence, to_rate, word_error_rate
 
 pytestmark = pytest.mark.e2e
@@ -17,13 +17,8 @@ SPOKEN = "turn off the lights in the living room"
 
 @pytest.fixture(scope="module")
 def bare_server() -> Iterator[PalaverServer]:
-    server = PalaverServer(env={"PALAVER_LLM_BASE_URL": None, "PALAVER_API_KEY": None})
-    server.start()
-    try:
+    with running_server({"PALAVER_LLM_BASE_URL": None, "PALAVER_API_KEY": None}) as server:
         yield server
-    finally:
-        server.stop()
-        server.cleanup()
 
 
 async def test_echo_brain_repeats_the_spoken_words(bare_server) -> None:

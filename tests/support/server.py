@@ -24,12 +24,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from tests.support.wire import WireLogTail
 
-__all__ = ["PalaverServer", "free_port"]
+__all__ = ["PalaverServer", "free_port", "running_server"]
 
 
 def free_port() -> int:
@@ -174,3 +174,15 @@ class PalaverServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def running_server(env: Mapping[str, str | None]) -> Iterator[PalaverServer]:
+    """A started server, stopped and cleaned up on exit (for fixtures)."""
+    server = PalaverServer(env)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.cleanup()
