@@ -94,8 +94,7 @@ class Events(list[dict[str, Any]]):
         self.changed = asyncio.Event()
 
 
-@pytest.fixture
-async def harness():
+def build(stt: Any) -> tuple[Session, ScriptedEngine, Events, ThreadPoolExecutor]:
     executor = ThreadPoolExecutor(2)
     events = Events()
     engine = ScriptedEngine()
@@ -104,14 +103,15 @@ async def harness():
         events.append(json.loads(event.to_json()))
         events.changed.set()
 
-    session = Session(
-        config=new_realtime_session("gpt-realtime", expires_at=0),
-        engine=engine,
-        stt=FakeSTT(),
-        executor=executor,
-        emit=emit,
-    )
+    config = new_realtime_session("gpt-realtime", expires_at=0)
+    session = Session(config=config, engine=engine, stt=stt, executor=executor, emit=emit)
     session.start()
+    return session, engine, events, executor
+
+
+@pytest.fixture
+async def harness():
+    session, engine, events, executor = build(FakeSTT())
     yield session, engine, events
     await session.close()
     executor.shutdown()
@@ -311,3 +311,39 @@ async def test_bad_input_reference_is_an_error_not_a_half_made_response(harness)
     await until(events, "response.done")
     assert engine.requests[-1].messages[-1] == {"role": "user", "content": "side question"}
     assert session.conversation.items == []
+
+
+class BrokenSTT(FakeSTT):
+    def open_stream(
+        self, *, language: str | None = None, prompt: str | None = None, narrowband: bool = False
+    ):
+        stream = FakeStream("")
+
+        def finish() -> Transcript:
+            raise RuntimeError("recogniser crashed")
+
+        stream.finish = finish  # type: ignore[method-assign]
+        return stream
+
+
+async def test_failed_transcription_is_reported_and_the_session_lives() -> None:
+    session, engine, events, executor = build(BrokenSTT())
+    try:
+        update = {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}}}}
+        await send(session, type="session.update", session=update)
+        await send(session, type="input_audio_buffer.append", audio=base64.b64encode(b"\0\0" * 4800).decode())
+        await send(session, type="input_audio_buffer.commit")
+        await until(events, "conversation.item.input_audio_transcription.failed")
+        failed = events[-1]
+        assert (
+            failed["item_id"]
+            == next(e for e in events if e["type"] == "input_audio_buffer.committed")["item_id"]
+        )
+        assert failed["error"]["message"] == "recogniser crashed"
+        engine.script = [DONE]
+        await send(session, type="response.create")
+        await until(events, "response.done")
+        assert events[-1]["response"]["status"] == "completed"
+    finally:
+        await session.close()
+        executor.shutdown()
