@@ -29,7 +29,7 @@ class EchoChat:
     name = "echo"
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
-        heard = _last_user_text(request)
+        heard = _last_user_text(request).rstrip(".!?…")
         answer = f"You said: {heard}." if heard else "I did not catch that. Could you say it again?"
         words = answer.split(" ")
         for i, word in enumerate(words):
