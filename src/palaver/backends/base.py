@@ -57,6 +57,26 @@ class SpeechToText(Protocol):
         """Start an utterance. ``narrowband``: the audio was 8 kHz (telephone) before resampling."""
 
 
+# --------------------------------------------------------------------------- voice activity
+
+
+class VadStream(Protocol):
+    """Per-session detector state (a recurrent model keeps context between frames)."""
+
+    def probability(self, frame: bytes) -> float:
+        """Speech probability of one frame: exactly ``frame_samples`` 16-bit mono samples."""
+
+    def reset(self) -> None: ...
+
+
+class VoiceActivityDetector(Protocol):
+    name: str
+    sample_rate: int
+    frame_samples: int
+
+    def open_stream(self) -> VadStream: ...
+
+
 # --------------------------------------------------------------------------- text to speech
 
 #: Called from the synthesis thread with each chunk of 16-bit mono PCM at the backend's rate.
