@@ -3,10 +3,16 @@
 #
 #   ensure_venv ROOT EXTRA   # EXTRA: "" (the server) or "test" (the server plus test tools)
 #
-# Creates ROOT/.venv with python3 when missing or broken and runs `pip install -e`
-# only when pyproject.toml changed since the last successful install (a stamp file
-# inside .venv holds its sha256 and the checkout's path). An install with the "test"
-# extra also satisfies a plain one.
+# Creates ROOT/.venv with python3 when missing or broken and runs `pip install -e`, then
+# `pip install --no-deps` of _VENV_NODEPS, only when pyproject.toml or _VENV_NODEPS changed
+# since the last successful install (a stamp file inside .venv holds the sha256 of
+# pyproject.toml, the _VENV_NODEPS list and the checkout's path). An install with the
+# "test" extra also satisfies a plain one.
+
+# Installed with --no-deps after the project because their declared dependencies are not
+# wanted: silero-vad declares torch (~5 GiB with CUDA), but palaver only runs the
+# silero_vad.onnx file its wheel carries, on onnxruntime (a project dependency).
+_VENV_NODEPS=("silero-vad>=5,<7")
 
 _venv_say() { echo "scripts/${0##*/}: $*" >&2; }
 
@@ -27,22 +33,27 @@ ensure_venv() {
   fi
 
   local key
-  key="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1) $root"
+  key="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1) ${_VENV_NODEPS[*]} $root"
   local wanted=("$venv/.palaver-installed-test")
   [[ -z $extra ]] && wanted+=("$venv/.palaver-installed-base")
   local stamp
   for stamp in "${wanted[@]}"; do
     if [[ -f $stamp && "$(cat "$stamp")" == "$key" ]] \
-      && "$venv/bin/python" -c 'import importlib.metadata as m; m.version("palaver")' 2>/dev/null; then
+      && "$venv/bin/python" -c 'import importlib.metadata as m; m.version("palaver"); m.version("silero-vad")' \
+        2>/dev/null; then
       return 0
     fi
   done
 
   local target=$root
   [[ -n $extra ]] && target="${root}[$extra]"
-  _venv_say "installing $target into $venv (first run, or pyproject.toml changed)"
+  _venv_say "installing $target into $venv (first run, or pyproject.toml or _VENV_NODEPS changed)"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$target" || {
     _venv_say "pip install -e '$target' failed"
+    return 1
+  }
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "${_VENV_NODEPS[@]}" || {
+    _venv_say "pip install --no-deps ${_VENV_NODEPS[*]} failed"
     return 1
   }
   echo "$key" >"$venv/.palaver-installed-${extra:-base}"

@@ -1,0 +1,1 @@
+"""backends/vad: voice activity detectors (Silero on onnxruntime; an energy fallback)."""
