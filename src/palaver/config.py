@@ -36,6 +36,14 @@ class Settings:
     #: Threads for model work (ASR, TTS) so it never blocks the event loop.
     model_threads: int = 4
     log_level: str = "info"
+    #: Speech recogniser: "pocketsphinx" (embedded, English) or "null" (hears nothing, instantly).
+    stt: str = "pocketsphinx"
+    #: Voice activity detector for turn detection: "silero" (onnxruntime) or "energy" (clean audio only).
+    vad: str = "silero"
+    #: Echo guard while the assistant's audio plays: speech must last this long to interrupt it ...
+    barge_in_min_speech_ms: int = 250
+    #: ... and exceed the VAD threshold by this much (0 and 0 turn the guard off).
+    barge_in_threshold_boost: float = 0.1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,8 @@ import pytest
 from agents import function_tool
 from agents.realtime import RealtimeAgent, RealtimeRunner
 
+from tests.support.speech_script import build
+
 pytestmark = pytest.mark.e2e
 
 ANSWER = "It is sunny and twenty one degrees in Paris."
@@ -80,3 +82,61 @@ async def test_runner_calls_a_function_tool_and_speaks_the_result(palaver_server
         for part in getattr(item, "content", [])
     ]
     assert ANSWER in assistant_texts
+
+
+async def test_runner_with_server_vad_is_interrupted_and_keeps_the_heard_words(palaver_server, llm) -> None:
+    long_answer = " ".join(["Here is a long answer that goes on and on."] * 6)
+    llm.chunk_delay = 0.05
+    llm.push_text(long_answer)
+    llm.push_text("Okay, I will stop.")
+    first = build([("pause", 400), ("say", "tell me a long story"), ("pause", 900)])
+    second = build([("say", "stop please that is enough"), ("pause", 900)], seed=8)
+    agent = RealtimeAgent(name="Talker", instructions="You talk.")
+    model_config: Any = {
+        "url": palaver_server.ws_base_url + "/realtime?model=gpt-realtime",
+        "api_key": "test-key",
+        "initial_model_settings": {
+            "model_name": "gpt-realtime",
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 600, "interrupt_response": True},
+        },
+    }
+    seen: list[str] = []
+    errors: list[Any] = []
+    session = await RealtimeRunner(starting_agent=agent).run(model_config=model_config)
+
+    async def speak(pcm: bytes) -> None:
+        step = 24000 * 2 * 40 // 1000
+        for i in range(0, len(pcm), step):
+            await session.send_audio(pcm[i : i + step])
+            await asyncio.sleep(0.04)
+
+    async with session:
+        await speak(first.pcm)
+        talking_over: asyncio.Task[None] | None = None
+        answers = 0
+        async with asyncio.timeout(40):
+            async for event in session:
+                seen.append(event.type)
+                if event.type == "error":
+                    errors.append(event.error)
+                if event.type == "audio" and talking_over is None:
+                    talking_over = asyncio.create_task(speak(second.pcm))
+                if event.type == "raw_model_event" and getattr(event.data, "type", "") == "turn_ended":
+                    answers += 1
+                if answers >= 2:
+                    break
+        assert talking_over is not None
+        await talking_over
+        history = list(session._history)
+
+    assert not errors, errors
+    assert "audio_interrupted" in seen
+    transcripts = [
+        getattr(part, "transcript", None) or ""
+        for item in history
+        if getattr(item, "role", None) == "assistant"
+        for part in getattr(item, "content", [])
+    ]
+    assert "Okay, I will stop." in transcripts
+    interrupted = transcripts[0]
+    assert interrupted != long_answer and long_answer.startswith(interrupted), interrupted

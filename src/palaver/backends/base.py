@@ -52,9 +52,16 @@ class SpeechToText(Protocol):
     sample_rate: int
 
     def open_stream(
-        self, *, language: str | None = None, prompt: str | None = None, narrowband: bool = False
+        self,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        narrowband: bool = False,
+        live: bool = False,
     ) -> SttStream:
-        """Start an utterance. ``narrowband``: the audio was 8 kHz (telephone) before resampling."""
+        """Start an utterance. ``narrowband``: the audio was 8 kHz (telephone) before resampling.
+        ``live``: partial results are shown to a user, so the final transcript must extend them
+        (no rescoring pass that rewrites words already shown)."""
 
 
 # --------------------------------------------------------------------------- voice activity

@@ -6,7 +6,13 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from palaver.backends.base import ChatModel, SpeechToText, TextToSpeech
+from palaver.backends.base import (
+    BackendUnavailable,
+    ChatModel,
+    SpeechToText,
+    TextToSpeech,
+    VoiceActivityDetector,
+)
 from palaver.backends.llm.echo import EchoChat
 from palaver.backends.llm.openai_compat import OpenAICompatibleChat
 from palaver.backends.stt.pocketsphinx import PocketsphinxSTT
@@ -21,6 +27,7 @@ class Backends:
     stt: SpeechToText
     tts: TextToSpeech
     chat: ChatModel
+    vad: VoiceActivityDetector
     executor: ThreadPoolExecutor
 
     def close(self) -> None:
@@ -29,8 +36,8 @@ class Backends:
 
 def build_backends(settings: Settings) -> Backends:
     """Load the configured backends; a missing library or model is a clear startup error."""
-    stt = PocketsphinxSTT()
-    stt.warm_up()
+    vad = build_vad(settings.vad)
+    stt = build_stt(settings.stt)
     tts = EspeakTTS()
     chat: ChatModel
     if settings.llm_base_url:
@@ -40,4 +47,28 @@ def build_backends(settings: Settings) -> Backends:
     else:
         chat = EchoChat()
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="palaver-model")
-    return Backends(stt=stt, tts=tts, chat=chat, executor=executor)
+    return Backends(stt=stt, tts=tts, chat=chat, vad=vad, executor=executor)
+
+
+def build_stt(name: str) -> SpeechToText:
+    if name == "pocketsphinx":
+        stt = PocketsphinxSTT()
+        stt.warm_up()
+        return stt
+    if name == "null":
+        from palaver.backends.stt.null import NullSTT
+
+        return NullSTT()
+    raise BackendUnavailable(f"unknown PALAVER_STT={name!r}: choose 'pocketsphinx' or 'null'")
+
+
+def build_vad(name: str) -> VoiceActivityDetector:
+    if name == "silero":
+        from palaver.backends.vad.silero import SileroVAD
+
+        return SileroVAD()
+    if name == "energy":
+        from palaver.backends.vad.energy import EnergyVAD
+
+        return EnergyVAD()
+    raise BackendUnavailable(f"unknown PALAVER_VAD={name!r}: choose 'silero' or 'energy'")

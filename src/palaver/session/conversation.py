@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from palaver.audio.formats import wire_duration_ms
 from palaver.protocol.errors import ProtocolError
 from palaver.protocol.items import ConversationItem
 
 
 @dataclass
 class StoredAudio:
-    """Audio of one item, in the wire format it was received or sent in."""
+    """Audio of one item, in the wire format it was received or sent in.
+
+    ``marks`` (assistant audio) pairs each transcript piece with the audio position, in ms, where
+    its speech begins, so a truncation can keep exactly the words that were heard.
+    """
 
     format_type: str
     data: bytes | bytearray
+    marks: list[tuple[float, str]] = field(default_factory=list)
+
+    def heard_transcript(self, audio_end_ms: float) -> str:
+        """The transcript of the first ``audio_end_ms`` of the audio.
+
+        Whole pieces whose speech ended by then, plus the share of the next piece's words that
+        matches the share of its audio played (speech runs at an even pace within a sentence)."""
+        total = wire_duration_ms(self.format_type, len(self.data))
+        out: list[str] = []
+        for index, (start, text) in enumerate(self.marks):
+            end = self.marks[index + 1][0] if index + 1 < len(self.marks) else total
+            if audio_end_ms >= end:
+                out.append(text)
+                continue
+            if audio_end_ms > start and end > start:
+                words = text.split()
+                heard = int(len(words) * (audio_end_ms - start) / (end - start))
+                if heard:
+                    lead = text[: len(text) - len(text.lstrip())]
+                    out.append(lead + " ".join(words[:heard]))
+            break
+        return "".join(out).rstrip()
 
 
 class Conversation:

@@ -57,6 +57,7 @@ class _OpenMessage:
     output_index: int
     text: list[str] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)
+    marks: list[tuple[float, str]] = field(default_factory=list)  # transcript piece -> its audio start
     encoder: OutputEncoder | None = None
 
 
@@ -76,7 +77,7 @@ class ResponseRun:
         conversation: Conversation | None,
         audio_mode: bool,
         output_format: str,
-        on_audio: Callable[[], None],
+        on_audio: Callable[[str, float], None],
     ) -> None:
         self.response = response
         self._emit = emit
@@ -149,7 +150,9 @@ class ResponseRun:
         if self.audio_mode:
             item.content.append(OutputAudioContent(transcript=""))
             if self._conversation is not None:
-                self._conversation.set_audio(item.id or "", StoredAudio(self._output_format, opened.audio))
+                self._conversation.set_audio(
+                    item.id or "", StoredAudio(self._output_format, opened.audio, opened.marks)
+                )
         else:
             item.content.append(OutputTextContent(text=""))
         return opened
@@ -165,6 +168,8 @@ class ResponseRun:
             return
         msg = self._message()
         msg.text.append(text)
+        if self.audio_mode:
+            msg.marks.append((wire_duration_ms(self._output_format, len(msg.audio)), text))
         ids = {"response_id": self.id, "item_id": msg.item.id or "", "output_index": msg.output_index}
         if self.audio_mode:
             self.send(ResponseOutputAudioTranscriptDeltaEvent(**ids, content_index=0, delta=text))
@@ -183,8 +188,9 @@ class ResponseRun:
         if not wire:
             return
         msg.audio += wire
-        self._audio_out_ms += wire_duration_ms(self._output_format, len(wire))
-        self._on_audio()
+        duration = wire_duration_ms(self._output_format, len(wire))
+        self._audio_out_ms += duration
+        self._on_audio(msg.item.id or "", duration)
         self.send(
             ResponseOutputAudioDeltaEvent(
                 response_id=self.id,

@@ -11,15 +11,18 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import functools
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from palaver.audio.formats import InputDecoder, wire_duration_ms, wire_rate
-from palaver.backends.base import ChatTool, SpeechToText
+from palaver.backends.base import ChatTool, SpeechToText, VoiceActivityDetector
 from palaver.engine.context import build_messages
 from palaver.engine.events import EngineEvent, EngineRequest
+from palaver.protocol.audio_config import SemanticVad, ServerVad
 from palaver.protocol.client_events import (
     ClientEvent,
     ConversationItemCreateEvent,
@@ -60,6 +63,9 @@ from palaver.protocol.server_events import (
     ConversationItemTruncatedEvent,
     InputAudioBufferClearedEvent,
     InputAudioBufferCommittedEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
+    InputAudioBufferTimeoutTriggeredEvent,
     ResponseCreatedEvent,
     ServerEvent,
     SessionCreatedEvent,
@@ -72,8 +78,12 @@ from palaver.protocol.session_config import (
     voice_name,
 )
 from palaver.session.conversation import Conversation, StoredAudio
+from palaver.session.input_audio import InputAudio, Utterance
 from palaver.session.response_run import ResponseRun
 from palaver.session.transcriber import StreamingTranscriber
+from palaver.turn.detector import BargeInGuard, SpeechStarted, SpeechStopped
+from palaver.turn.idle import IdleTimer
+from palaver.turn.playout import PlayoutTracker
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +100,6 @@ class Engine(Protocol):
 SessionConfig = RealtimeSessionConfig | TranscriptionSessionConfig
 
 
-class _InputBuffer:
-    """The input audio buffer: wire bytes (kept for the item) and their duration."""
-
-    def __init__(self, format_type: str, stt_rate: int) -> None:
-        self.format_type = format_type
-        self.decoder = InputDecoder(format_type, stt_rate)
-        self.wire = bytearray()
-
-    @property
-    def duration_ms(self) -> float:
-        return wire_duration_ms(self.format_type, len(self.wire))
-
-
 class Session:
     def __init__(
         self,
@@ -112,16 +109,24 @@ class Session:
         stt: SpeechToText,
         executor: Executor,
         emit: Callable[[ServerEvent], None],
+        vad: VoiceActivityDetector | None = None,
+        barge_in: BargeInGuard | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config: SessionConfig = config
         self._engine = engine
         self._stt = stt
+        self._vad = vad
+        self._barge_in = barge_in
+        self._clock = clock
         self._executor = executor
         self._emit = emit
         self.conversation = Conversation()
         self.conversation_id = new_id("conv")
-        self._buffer = _InputBuffer(self._input_format(), stt.sample_rate)
-        self._transcriber = self._new_transcriber()
+        self._input = self._new_input()
+        self._playout = PlayoutTracker()
+        self._idle = IdleTimer()
+        self._idle_handle: asyncio.TimerHandle | None = None
         self._transcripts: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, ResponseRun] = {}
         self._active: ResponseRun | None = None  # the one response writing to the default conversation
@@ -140,7 +145,8 @@ class Session:
             run.closed = True
             if run.task is not None:
                 run.task.cancel()
-        self._transcriber.discard()
+        self._input.close()
+        self._disarm_idle()
         for task in list(self._transcripts.values()):
             task.cancel()
         tasks = [r.task for r in self._runs.values() if r.task is not None] + list(self._transcripts.values())
@@ -202,42 +208,107 @@ class Session:
     def _input_format(self) -> str:
         return self.config.audio.input.format.type
 
-    def _new_transcriber(self) -> StreamingTranscriber:
+    def _turn_detection(self) -> ServerVad | SemanticVad | None:
+        return self.config.audio.input.turn_detection
+
+    def _new_input(self) -> InputAudio:
+        audio_in = self.config.audio.input
+        return InputAudio(
+            format_type=audio_in.format.type,
+            stt_rate=self._stt.sample_rate,
+            vad=self._vad,
+            turn_detection=audio_in.turn_detection,
+            noise_reduction=audio_in.noise_reduction,
+            new_transcriber=self._new_transcriber,
+            barge_in=self._barge_in,
+        )
+
+    def _new_transcriber(self, item_id: str | None = None) -> StreamingTranscriber:
         transcription = self.config.audio.input.transcription
         language = transcription.language if transcription is not None else None
         narrowband = wire_rate(self._input_format()) < self._stt.sample_rate
-        return StreamingTranscriber(self._stt, self._executor, language=language, narrowband=narrowband)
+        transcriber = StreamingTranscriber(
+            self._stt, self._executor, language=language, narrowband=narrowband
+        )
+        if item_id is not None and isinstance(self.config, TranscriptionSessionConfig):
+            # Transcription sessions stream words as the user speaks, under the coming item's id.
+            transcriber.on_stable_text = functools.partial(self._partial_delta, item_id)
+        return transcriber
+
+    def _partial_delta(self, item_id: str, delta: str) -> None:
+        if not self._closed:
+            self._emit(
+                ConversationItemInputAudioTranscriptionDeltaEvent(
+                    item_id=item_id, content_index=0, delta=delta
+                )
+            )
 
     def _session_update(self, event: SessionUpdateEvent) -> None:
-        old_format = self._input_format()
+        old = self.config.audio.input
         self.config = apply_session_update(
             self.config,
             event.session,
             event_id=event.event_id,
             audio_output_started=self._audio_output_started,
         )
-        if self._input_format() != old_format:
-            # Audio already buffered was in the old format; it cannot be mixed with the new one.
-            self._buffer = _InputBuffer(self._input_format(), self._stt.sample_rate)
-            self._transcriber.discard()
-            self._transcriber = self._new_transcriber()
+        new = self.config.audio.input
+        if new.format != old.format or new.noise_reduction != old.noise_reduction:
+            # Buffered audio was in the old format (or cleaned differently): it cannot be mixed.
+            self._input.close()
+            self._input = self._new_input()
+        elif new.turn_detection != old.turn_detection:
+            self._input.configure_turns(new.turn_detection, self._barge_in)  # applies at once
         self._emit(SessionUpdatedEvent(session=self.config))
 
     # ------------------------------------------------------------------ input audio
 
+    def _now_ms(self) -> float:
+        return self._clock() * 1000.0
+
     def _append(self, event: InputAudioBufferAppendEvent) -> None:
         wire = base64.b64decode(event.audio)
-        self._buffer.wire += wire
-        self._transcriber.feed(self._buffer.decoder.decode(wire))
+        speaking = self._playout.speaking(self._now_ms())
+        for turn_event in self._input.append(wire, assistant_speaking=speaking):
+            if isinstance(turn_event, SpeechStarted):
+                self._speech_started(turn_event)
+            else:
+                self._speech_stopped(turn_event)
+
+    def _speech_started(self, event: SpeechStarted) -> None:
+        self._disarm_idle()
+        self._emit(
+            InputAudioBufferSpeechStartedEvent(
+                audio_start_ms=event.audio_start_ms, item_id=self._input.pending_item_id
+            )
+        )
+        detection = self._turn_detection()
+        if detection is not None and detection.interrupt_response:
+            self._playout.clear(self._now_ms())
+            if self._active is not None:
+                self._cancel(self._active, "turn_detected")
+
+    def _speech_stopped(self, event: SpeechStopped) -> None:
+        self._emit(
+            InputAudioBufferSpeechStoppedEvent(
+                audio_end_ms=event.audio_end_ms, item_id=self._input.pending_item_id
+            )
+        )
+        self._commit_utterance(self._input.commit())
+        detection = self._turn_detection()
+        if (
+            isinstance(self.config, RealtimeSessionConfig)
+            and detection is not None
+            and detection.create_response
+            and self._active is None
+        ):
+            self._start_response(ResponseCreateParams())
 
     def _clear_input(self) -> None:
-        self._buffer = _InputBuffer(self._input_format(), self._stt.sample_rate)
-        self._transcriber.discard()
-        self._transcriber = self._new_transcriber()
+        self._input.clear()
         self._emit(InputAudioBufferClearedEvent())
 
     def _commit(self, event_id: str | None) -> None:
-        duration = self._buffer.duration_ms
+        duration = self._input.buffered_ms
         if duration < MIN_COMMIT_MS:
             raise ProtocolError(
                 "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
@@ -245,20 +316,58 @@ class Session:
                 code="input_audio_buffer_commit_empty",
                 event_id=event_id,
             )
-        buffer, transcriber = self._buffer, self._transcriber
-        transcriber.feed(buffer.decoder.flush())  # the resampler's look-ahead tail
-        self._buffer = _InputBuffer(self._input_format(), self._stt.sample_rate)
-        self._transcriber = self._new_transcriber()
+        self._commit_utterance(self._input.commit())
+
+    def _commit_utterance(self, utterance: Utterance) -> None:
         item = MessageItem(
-            id=new_id("item"), type="message", status="completed", role="user", content=[InputAudioContent()]
+            id=utterance.item_id,
+            type="message",
+            status="completed",
+            role="user",
+            content=[InputAudioContent()],
         )
-        item_id = item.id or ""
         previous = self.conversation.insert(item, None)
-        self.conversation.set_audio(item_id, StoredAudio(buffer.format_type, bytes(buffer.wire)))
-        self._emit(InputAudioBufferCommittedEvent(previous_item_id=previous, item_id=item_id))
+        self.conversation.set_audio(utterance.item_id, StoredAudio(self._input.format_type, utterance.wire))
+        self._emit(InputAudioBufferCommittedEvent(previous_item_id=previous, item_id=utterance.item_id))
         self._emit(ConversationItemAddedEvent(previous_item_id=previous, item=item))
         self._emit(ConversationItemDoneEvent(previous_item_id=previous, item=item))
-        self._start_transcription(item, transcriber)
+        self._start_transcription(item, utterance.transcriber)
+
+    # ------------------------------------------------------------------ idle timeout
+
+    def _arm_idle(self) -> None:
+        detection = self._turn_detection()
+        timeout = detection.idle_timeout_ms if isinstance(detection, ServerVad) else None
+        if timeout is None or self._closed:
+            return
+        now = self._now_ms()
+        self._idle.arm(max(now, self._playout.finished_at() or now), timeout)
+        deadline = self._idle.deadline()
+        assert deadline is not None
+        self._disarm_handle()
+        self._idle_handle = asyncio.get_running_loop().call_later((deadline - now) / 1000.0, self._idle_fired)
+
+    def _disarm_handle(self) -> None:
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+            self._idle_handle = None
+
+    def _disarm_idle(self) -> None:
+        self._idle.cancel()
+        self._disarm_handle()
+
+    def _idle_fired(self) -> None:
+        self._idle_handle = None
+        if self._closed or not self._idle.expired(self._now_ms()) or self._input.in_speech or self._active:
+            return
+        utterance = self._input.commit()
+        self._emit(
+            InputAudioBufferTimeoutTriggeredEvent(
+                audio_start_ms=utterance.start_ms, audio_end_ms=utterance.end_ms, item_id=utterance.item_id
+            )
+        )
+        self._commit_utterance(utterance)
+        self._start_response(ResponseCreateParams())
 
     # ------------------------------------------------------------------ transcription
 
@@ -289,10 +398,11 @@ class Session:
         part.transcript = result.text
         if self.config.audio.input.transcription is None or self._closed:
             return
-        if result.text:
+        rest = transcriber.remaining(result.text)
+        if rest:
             self._emit(
                 ConversationItemInputAudioTranscriptionDeltaEvent(
-                    item_id=item_id, content_index=index, delta=result.text
+                    item_id=item_id, content_index=index, delta=rest
                 )
             )
         self._emit(
@@ -384,9 +494,12 @@ class Session:
             )
         keep = int(len(data) * (event.audio_end_ms / duration)) if duration > 0 else 0
         keep -= keep % (2 if fmt == "audio/pcm" else 1)
+        # The model must not hold words the user never heard. OpenAI drops the whole transcript;
+        # Palaver keeps the words that were heard (it knows where each piece's speech begins), so
+        # the brain still knows what it managed to say.
+        heard = stored.heard_transcript(event.audio_end_ms) if stored is not None else ""
         self.conversation.set_audio(event.item_id, StoredAudio(fmt, data[:keep]))
-        # Like OpenAI: the model must not hold words the user never heard, so the transcript goes.
-        item.content[event.content_index] = OutputAudioContent(transcript="")
+        item.content[event.content_index] = OutputAudioContent(transcript=heard)
         if self._active is not None and any(o.id == event.item_id for o in self._active.response.output):
             self._cancel(self._active, "client_cancelled")
         self._emit(
@@ -403,12 +516,14 @@ class Session:
     # ------------------------------------------------------------------ responses
 
     def _response_create(self, event: ResponseCreateEvent) -> None:
+        self._start_response(event.response or ResponseCreateParams())
+
+    def _start_response(self, params: ResponseCreateParams) -> None:
         config = self.config
         if not isinstance(config, RealtimeSessionConfig):
             raise ProtocolError(
                 "Transcription sessions do not create responses.", code="invalid_value", param="type"
             )
-        params = event.response or ResponseCreateParams()
         out_of_band = params.conversation == "none"
         if not out_of_band and self._active is not None:
             raise ProtocolError(
@@ -454,7 +569,7 @@ class Session:
             conversation=None if out_of_band else self.conversation,
             audio_mode=audio_mode,
             output_format=fmt.type,
-            on_audio=self._mark_audio_started,
+            on_audio=self._audio_out,
         )
         self._runs[run.id] = run
         if not out_of_band:
@@ -481,8 +596,9 @@ class Session:
             return self.conversation.get(entry.id, param="response.input")
         return entry
 
-    def _mark_audio_started(self) -> None:
+    def _audio_out(self, item_id: str, duration_ms: float) -> None:
         self._audio_output_started = True
+        self._playout.queued(item_id, duration_ms, self._now_ms())
 
     async def _run(
         self, run: ResponseRun, context: list[ConversationItem], instructions: str, request: EngineRequest
@@ -497,6 +613,8 @@ class Session:
                     run.handle(event)
                     await asyncio.sleep(0)  # let client events (a cancel) in between chunks
             run.complete()
+            if run.response.conversation_id is not None:
+                self._arm_idle()  # the user's silence from the end of this answer's playback counts
         except asyncio.CancelledError:
             run.finish("cancelled", ResponseStatusDetails(type="cancelled", reason="client_cancelled"))
             raise

@@ -20,6 +20,7 @@ from palaver.protocol.session_config import new_realtime_session, new_transcript
 from palaver.server.auth import key_accepted, presented_key
 from palaver.session.session import Session, SessionConfig
 from palaver.transports.wire_log import WireLog
+from palaver.turn.detector import BargeInGuard
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,15 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
     backends = ctx.backends
     engine = CascadeEngine(chat=backends.chat, tts=backends.tts, executor=backends.executor)
     session = Session(
-        config=config, engine=engine, stt=backends.stt, executor=backends.executor, emit=outbox.emit
+        config=config,
+        engine=engine,
+        stt=backends.stt,
+        vad=backends.vad,
+        barge_in=BargeInGuard(
+            min_speech_ms=settings.barge_in_min_speech_ms, threshold_boost=settings.barge_in_threshold_boost
+        ),
+        executor=backends.executor,
+        emit=outbox.emit,
     )
     writer = asyncio.create_task(outbox.run(), name="ws-writer")
     session.start()

@@ -108,13 +108,18 @@ def _check_language(language: str | None) -> None:
 class PocketsphinxStream:
     """One utterance on a pooled decoder. Use from one thread at a time."""
 
-    def __init__(self, pool: _DecoderPool, slot: _Slot, *, narrowband: bool = False) -> None:
+    def __init__(
+        self, pool: _DecoderPool, slot: _Slot, *, narrowband: bool = False, live: bool = False
+    ) -> None:
         self._slot: _Slot | None = slot
         # Live decoding of band-limited (8 kHz) audio with the wideband model is hopeless (its
         # running cepstral normalisation never settles: ~80 % WER on clean telephone speech),
         # while one pass over the whole utterance with batch normalisation is near perfect.
         # So narrowband audio is kept and decoded at finish(), without partials.
         self._narrowband = narrowband
+        # Live: the final is the forward pass's hypothesis over all the audio (what the partials
+        # grew into), not the rescored one, which may rewrite words a user has already seen.
+        self._live = live and not narrowband
         self._held = bytearray()
         # Gives the decoder back if the stream is dropped without finish()/close().
         self._release = weakref.finalize(self, pool.release, slot)
@@ -167,9 +172,10 @@ class PocketsphinxStream:
                 self._start(slot)
                 if self._held:
                     slot.decoder.process_raw(bytes(self._held), False, True)
+            forward = slot.decoder.hyp() if self._live else None
             slot.decoder.end_utt()
             slot.in_utterance = False
-            hyp = slot.decoder.hyp()
+            hyp = forward if self._live else slot.decoder.hyp()
         except RuntimeError as exc:
             raise BackendError(f"pocketsphinx failed to finish the utterance: {exc}") from exc
         finally:
@@ -235,11 +241,16 @@ class PocketsphinxSTT:
             self._pool.add(_Slot.load(self._load_decoder()))
 
     def open_stream(
-        self, *, language: str | None = None, prompt: str | None = None, narrowband: bool = False
+        self,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        narrowband: bool = False,
+        live: bool = False,
     ) -> PocketsphinxStream:
         """Start an utterance. ``prompt`` is ignored (pocketsphinx has no prompt biasing)."""
         _check_language(language)
-        return PocketsphinxStream(self._pool, self._pool.acquire(), narrowband=narrowband)
+        return PocketsphinxStream(self._pool, self._pool.acquire(), narrowband=narrowband, live=live)
 
     @property
     def decoders_created(self) -> int:
