@@ -112,6 +112,7 @@ class Session:
         vad: VoiceActivityDetector | None = None,
         barge_in: BargeInGuard | None = None,
         clock: Callable[[], float] = time.monotonic,
+        server_playout: bool = False,
     ) -> None:
         self.config: SessionConfig = config
         self._engine = engine
@@ -119,6 +120,7 @@ class Session:
         self._vad = vad
         self._barge_in = barge_in
         self._clock = clock
+        self._server_playout = server_playout
         self._executor = executor
         self._emit = emit
         self.conversation = Conversation()
@@ -283,9 +285,9 @@ class Session:
         )
         detection = self._turn_detection()
         if detection is not None and detection.interrupt_response:
-            self._playout.clear(self._now_ms())
             if self._active is not None:
                 self._cancel(self._active, "turn_detected")
+            self._interrupt_playout()
 
     def _speech_stopped(self, event: SpeechStopped) -> None:
         self._emit(
@@ -482,24 +484,7 @@ class Session:
                 code="invalid_value",
                 param="content_index",
             )
-        stored = self.conversation.audio(event.item_id)
-        data = bytes(stored.data) if stored is not None else b""
-        fmt = stored.format_type if stored is not None else self.config_output_format()
-        duration = wire_duration_ms(fmt, len(data))
-        if event.audio_end_ms > duration:
-            raise ProtocolError(
-                f"Audio content of {duration:.0f}ms is already shorter than {event.audio_end_ms}ms",
-                code="invalid_value",
-                param="audio_end_ms",
-            )
-        keep = int(len(data) * (event.audio_end_ms / duration)) if duration > 0 else 0
-        keep -= keep % (2 if fmt == "audio/pcm" else 1)
-        # The model must not hold words the user never heard. OpenAI drops the whole transcript;
-        # Palaver keeps the words that were heard (it knows where each piece's speech begins), so
-        # the brain still knows what it managed to say.
-        heard = stored.heard_transcript(event.audio_end_ms) if stored is not None else ""
-        self.conversation.set_audio(event.item_id, StoredAudio(fmt, data[:keep]))
-        item.content[event.content_index] = OutputAudioContent(transcript=heard)
+        self._truncate_item(item, event.content_index, event.audio_end_ms)
         if self._active is not None and any(o.id == event.item_id for o in self._active.response.output):
             self._cancel(self._active, "client_cancelled")
         self._emit(
@@ -507,6 +492,51 @@ class Session:
                 item_id=event.item_id, content_index=event.content_index, audio_end_ms=event.audio_end_ms
             )
         )
+
+    def _truncate_item(self, item: MessageItem, content_index: int, audio_end_ms: int) -> None:
+        """Keep the first ``audio_end_ms`` of the item's audio, and the words spoken in it."""
+        item_id = item.id or ""
+        stored = self.conversation.audio(item_id)
+        data = bytes(stored.data) if stored is not None else b""
+        fmt = stored.format_type if stored is not None else self.config_output_format()
+        duration = wire_duration_ms(fmt, len(data))
+        if audio_end_ms > duration:
+            raise ProtocolError(
+                f"Audio content of {duration:.0f}ms is already shorter than {audio_end_ms}ms",
+                code="invalid_value",
+                param="audio_end_ms",
+            )
+        keep = int(len(data) * (audio_end_ms / duration)) if duration > 0 else 0
+        keep -= keep % (2 if fmt == "audio/pcm" else 1)
+        # The model must not hold words the user never heard. OpenAI drops the whole transcript;
+        # Palaver keeps the words that were heard (it knows where each piece's speech begins), so
+        # the brain still knows what it managed to say.
+        heard = stored.heard_transcript(audio_end_ms) if stored is not None else ""
+        self.conversation.set_audio(item_id, StoredAudio(fmt, data[:keep]))
+        item.content[content_index] = OutputAudioContent(transcript=heard)
+
+    def _interrupt_playout(self) -> None:
+        """Barge-in: drop the audio not yet heard. With server-side playout (SIP, WebRTC) Palaver
+        knows what was heard and truncates the items itself; WebSocket clients play audio
+        themselves and send ``conversation.item.truncate``."""
+        heard = self._playout.clear(self._now_ms())
+        if not self._server_playout:
+            return
+        for item_id, played_ms in heard.items():
+            if item_id not in self.conversation:
+                continue
+            item = self.conversation.get(item_id)
+            if (
+                isinstance(item, MessageItem)
+                and item.content
+                and isinstance(item.content[0], OutputAudioContent)
+            ):
+                end_ms = int(played_ms)
+                with contextlib.suppress(ProtocolError):  # audio shorter than its estimate: nothing to cut
+                    self._truncate_item(item, 0, end_ms)
+                    self._emit(
+                        ConversationItemTruncatedEvent(item_id=item_id, content_index=0, audio_end_ms=end_ms)
+                    )
 
     def config_output_format(self) -> str:
         if isinstance(self.config, RealtimeSessionConfig):
