@@ -227,29 +227,24 @@ def servers(llm: ScriptedLLM) -> Iterator[dict[str, PalaverServer]]:
         }
 
 
-async def run(turns: int, llm: ScriptedLLM, s: dict[str, PalaverServer]) -> None:
-    print(
-        summary(
-            "T0 committed -> first audio delta (manual turns, scripted LLM)",
-            await committed_to_audio(s["scripted"], llm, turns),
+async def run(turns: int, llm: ScriptedLLM, s: dict[str, PalaverServer], only: set[str]) -> None:
+    if "T0" in only:
+        t0 = await committed_to_audio(s["scripted"], llm, turns)
+        print(summary("T0 committed -> first audio delta (manual turns, scripted LLM)", t0), flush=True)
+    if "P1" in only:
+        p1, _ = await vad_turns(s["instant"], turns, silence_ms=200)
+        print(summary("P1 speech_stopped -> first audio delta (instant backends)", p1), flush=True)
+    if "P2" in only:
+        p2_off = await barge_in(s["unguarded"], llm, turns)
+        print(summary("P2 barge-in onset -> last audio delta (echo guard off)", p2_off), flush=True)
+        p2_on = await barge_in(s["scripted"], llm, turns)
+        print(summary("P2 barge-in onset -> last audio delta (echo guard on, 250 ms)", p2_on), flush=True)
+    if "P3" in only:
+        _, p3 = await vad_turns(s["echo"], turns, silence_ms=200)
+        print(
+            summary("P3 end of speech -> first audio delta (embedded pipeline, silence 200 ms)", p3),
+            flush=True,
         )
-    )
-    p1, _ = await vad_turns(s["instant"], turns, silence_ms=200)
-    print(summary("P1 speech_stopped -> first audio delta (instant backends)", p1))
-    print(
-        summary(
-            "P2 barge-in onset -> last audio delta (echo guard off)",
-            await barge_in(s["unguarded"], llm, turns),
-        )
-    )
-    print(
-        summary(
-            "P2 barge-in onset -> last audio delta (echo guard on, 250 ms)",
-            await barge_in(s["scripted"], llm, turns),
-        )
-    )
-    _, p3 = await vad_turns(s["echo"], turns, silence_ms=200)
-    print(summary("P3 end of speech -> first audio delta (embedded pipeline, silence 200 ms)", p3))
 
 
 def main() -> None:
@@ -257,14 +252,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--turns", type=int, default=15)
-    parser.add_argument("--skip-vad-accuracy", action="store_true")
+    parser.add_argument("--only", nargs="+", default=["T0", "P1", "P2", "P3", "RTF", "VAD"])
     args = parser.parse_args()
     with ScriptedLLM() as llm, servers(llm) as s:
-        asyncio.run(run(args.turns, llm, s))
-    print(f"ASR pocketsphinx real-time factor: {asr_rtf():.3f}")
-    rtf, ttfa = tts_rtf()
-    print(f"TTS espeak-ng real-time factor: {rtf:.4f} (median time to first chunk {ttfa:.2f} ms)")
-    if not args.skip_vad_accuracy:
+        asyncio.run(run(args.turns, llm, s, set(args.only)))
+    if "RTF" in args.only:
+        print(f"ASR pocketsphinx real-time factor: {asr_rtf():.3f}")
+        rtf, ttfa = tts_rtf()
+        print(f"TTS espeak-ng real-time factor: {rtf:.4f} (median time to first chunk {ttfa:.2f} ms)")
+    if "VAD" in args.only:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import vad_accuracy
 

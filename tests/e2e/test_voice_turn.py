@@ -33,6 +33,7 @@ def _rms(pcm: np.ndarray) -> float:
 async def _voice_turn(palaver_server, llm, fmt: dict[str, object], wire: bytes, bytes_per_ms: int):
     llm.push_text(ANSWER)
     session = {
+        "include": ["item.input_audio_transcription.logprobs"],
         "output_modalities": ["audio"],
         "audio": {
             "input": {
@@ -62,6 +63,10 @@ def _check_turn(events, llm) -> None:
     completed = of_type(events, "conversation.item.input_audio_transcription.completed")
     assert len(completed) == 1 and completed[0].item_id == user_item_id
     assert word_error_rate(SPOKEN, completed[0].transcript) <= 0.2, completed[0].transcript
+    # include: item.input_audio_transcription.logprobs -> one token a word, spelling the transcript.
+    logprobs = completed[0].logprobs
+    assert logprobs and "".join(t.token for t in logprobs) == completed[0].transcript
+    assert all(t.logprob <= 0 and bytes(t.bytes).decode() == t.token for t in logprobs)
 
     # The brain heard the transcript as the user's turn.
     last_user = [m for m in llm.requests[-1]["messages"] if m["role"] == "user"][-1]

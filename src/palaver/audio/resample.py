@@ -14,6 +14,7 @@ any chunking gives the same output (to within float rounding, i.e. ±1 LSB at wo
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -30,8 +31,11 @@ PASSBAND_EDGE = 0.85
 _EMPTY = np.zeros(0, dtype=np.int16)
 
 
+@functools.lru_cache(maxsize=32)
 def _design(src_rate: int, dst_rate: int, up: int) -> tuple[npt.NDArray[np.float32], int]:
-    """Return the polyphase table ``[up, K]`` and ``K`` (even) for a Kaiser-windowed sinc."""
+    """Return the polyphase table ``[up, K]`` and ``K`` (even) for a Kaiser-windowed sinc.
+
+    Cached (read-only) per rate pair: every session's encoders and decoders share one table."""
     nyquist = min(src_rate, dst_rate) / 2.0
     transition = (1.0 - PASSBAND_EDGE) * nyquist / src_rate  # in cycles per input sample
     cutoff = (1.0 + PASSBAND_EDGE) / 2.0 * nyquist / src_rate
@@ -47,7 +51,9 @@ def _design(src_rate: int, dst_rate: int, up: int) -> tuple[npt.NDArray[np.float
     window = np.i0(beta * np.sqrt(np.clip(1.0 - (tau / half) ** 2, 0.0, None))) / np.i0(beta)
     weights = 2.0 * cutoff * np.sinc(2.0 * cutoff * tau) * window
     weights /= weights.sum(axis=1, keepdims=True)  # unity gain at DC for every phase
-    return np.ascontiguousarray(weights, dtype=np.float32), taps
+    table = np.ascontiguousarray(weights, dtype=np.float32)
+    table.setflags(write=False)
+    return table, taps
 
 
 class StreamResampler:

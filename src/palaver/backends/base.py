@@ -33,6 +33,8 @@ class BackendUnavailable(BackendError):
 class Transcript:
     text: str
     audio_seconds: float
+    #: Each word of ``text`` with the natural log of its probability, when the recogniser knows it.
+    word_logprobs: tuple[tuple[str, float], ...] = ()
 
 
 class SttStream(Protocol):

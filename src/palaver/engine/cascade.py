@@ -131,10 +131,13 @@ class CascadeEngine:
                 yield out
 
     async def _speak(self, piece: str, request: EngineRequest) -> AsyncIterator[EngineEvent]:
-        """Yield the piece's transcript, then its audio chunk by chunk as TTS makes it."""
-        yield OutputText(piece)
+        """Yield the piece's transcript, then its audio chunk by chunk as TTS makes it.
+
+        Synthesis starts before the transcript is handed on, so it runs while the transcript event
+        is being sent."""
         text = piece.strip()
         if not text:
+            yield OutputText(piece)
             return
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[bytes | None] = asyncio.Queue()  # bounded by the piece's length
@@ -154,6 +157,7 @@ class CascadeEngine:
 
         job = loop.run_in_executor(self._executor, run)
         try:
+            yield OutputText(piece)
             while (pcm := await chunks.get()) is not None:
                 yield OutputAudio(pcm, self.tts.sample_rate)
             await job  # re-raises a synthesis failure

@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from palaver.audio.formats import InputDecoder, wire_duration_ms, wire_rate
-from palaver.backends.base import ChatTool, SpeechToText, VoiceActivityDetector
+from palaver.backends.base import ChatTool, SpeechToText, Transcript, VoiceActivityDetector
 from palaver.engine.context import build_messages
 from palaver.engine.events import EngineEvent, EngineRequest
 from palaver.protocol.audio_config import SemanticVad, ServerVad
@@ -66,6 +66,7 @@ from palaver.protocol.server_events import (
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
     InputAudioBufferTimeoutTriggeredEvent,
+    LogProb,
     ResponseCreatedEvent,
     ServerEvent,
     SessionCreatedEvent,
@@ -413,8 +414,22 @@ class Session:
                 content_index=index,
                 transcript=result.text,
                 usage={"type": "duration", "seconds": round(result.audio_seconds, 3)},
+                logprobs=self._logprobs(result) if self._wants_logprobs() else None,
             )
         )
+
+    def _wants_logprobs(self) -> bool:
+        return "item.input_audio_transcription.logprobs" in (self.config.include or [])
+
+    @staticmethod
+    def _logprobs(result: Transcript) -> list[LogProb]:
+        """One token a word (with its leading space), so the tokens spell the transcript."""
+        return [
+            LogProb(token=token, logprob=round(logprob, 4), bytes=list(token.encode()))
+            for token, logprob in (
+                (word if i == 0 else " " + word, lp) for i, (word, lp) in enumerate(result.word_logprobs)
+            )
+        ]
 
     async def _await_transcripts(self, items: list[ConversationItem]) -> None:
         waits = [self._transcripts[i.id] for i in items if i.id in self._transcripts]

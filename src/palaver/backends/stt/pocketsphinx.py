@@ -5,14 +5,18 @@ decoders: a stream checks one out when it opens and gives it back when it finish
 closed, or is garbage-collected. Decoders are created lazily (or up front by
 :meth:`PocketsphinxSTT.warm_up`); at most ``max_idle`` are kept between streams.
 
-The default search (forward tree + flat pass + best path) is the most accurate; passing
-``decoder_options={"fwdflat": False}`` cuts :meth:`finish` from ~80 ms to ~5 ms at the cost
-of a few more word errors.
+The search is the forward tree plus the best-path pass, without the flat-lexicon pass:
+that pass is what :meth:`finish` spends its time on (median 89 ms against 9.5 ms without it,
+measured on ten flite sentences) and it changed no word of them (WER 4.5 % either way), while
+every millisecond of it is added to the end of the caller's turn. Pass
+``decoder_options={"fwdflat": True}`` to have it back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -105,6 +109,22 @@ def _check_language(language: str | None) -> None:
         )
 
 
+_FILLERS = re.compile(r"^(<s>|</s>|<sil>|\[.*\]|\+\+.*\+\+)$")
+
+
+def words_of(segments: list[tuple[str, float]], text: str) -> tuple[tuple[str, float], ...]:
+    """Words with their log posterior from the decoder's segmentation, if it matches ``text``."""
+    words: list[tuple[str, float]] = []
+    for word, prob in segments:
+        if _FILLERS.match(word):
+            continue
+        base = re.sub(r"\(\d+\)$", "", word)  # alternate pronunciations: "the(2)"
+        words.append((base, math.log(prob) if prob > 0 else -100.0))
+    if " ".join(w for w, _ in words) != text:
+        return ()  # the segmentation is of another pass than the text (live streams)
+    return tuple(words)
+
+
 class PocketsphinxStream:
     """One utterance on a pooled decoder. Use from one thread at a time."""
 
@@ -176,12 +196,15 @@ class PocketsphinxStream:
             slot.decoder.end_utt()
             slot.in_utterance = False
             hyp = forward if self._live else slot.decoder.hyp()
+            segments = [(seg.word, seg.prob) for seg in slot.decoder.seg()]
         except RuntimeError as exc:
             raise BackendError(f"pocketsphinx failed to finish the utterance: {exc}") from exc
         finally:
             self.close()
-        text = hyp.hypstr if hyp is not None else ""
-        return Transcript(text=" ".join(text.split()), audio_seconds=self._samples / SAMPLE_RATE)
+        text = " ".join((hyp.hypstr if hyp is not None else "").split())
+        return Transcript(
+            text=text, audio_seconds=self._samples / SAMPLE_RATE, word_logprobs=words_of(segments, text)
+        )
 
     def close(self) -> None:
         """Abandon the utterance (if any) and give the decoder back. Idempotent."""
@@ -217,7 +240,7 @@ class PocketsphinxSTT:
         extra pocketsphinx ``Config`` settings (e.g. ``hmm``, ``lm``, ``dict``, ``fwdflat``)."""
         if max_idle < 0:
             raise ValueError("max_idle must be >= 0")
-        self._options = dict(decoder_options or {})
+        self._options = {"fwdflat": False, **(decoder_options or {})}
         self._pool = _DecoderPool(self._load_decoder, max_idle)
 
     def _load_decoder(self) -> Any:
