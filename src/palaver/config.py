@@ -38,6 +38,9 @@ class Settings:
     log_level: str = "info"
     #: Speech recogniser: "pocketsphinx" (embedded, English) or "null" (hears nothing, instantly).
     stt: str = "pocketsphinx"
+    #: Utterances recognised live at once, server-wide (each holds a pocketsphinx decoder, ~100 MB);
+    #: more simultaneous talkers are recognised in one pass as soon as a slot frees up.
+    stt_streams: int = 8
     #: Voice activity detector for turn detection: "silero" (onnxruntime) or "energy" (clean audio only).
     vad: str = "silero"
     #: Echo guard while the assistant's audio plays: speech must last this long to interrupt it ...

@@ -29,6 +29,8 @@ STOPBAND_DB = 70.0
 PASSBAND_EDGE = 0.85
 
 _EMPTY = np.zeros(0, dtype=np.int16)
+#: Up to this many filter phases, a matrix-vector product per phase beats gathering the table.
+_FEW_PHASES = 8
 
 
 @functools.lru_cache(maxsize=32)
@@ -126,8 +128,16 @@ class StreamResampler:
         base = pos // self._up
         phase = pos % self._up
         first = base - (self._taps // 2 - 1) - self._buf_start
-        windows = sliding_window_view(self._buf, self._taps)[first]
-        values = np.einsum("ij,ij->i", windows, self._table[phase])
+        view = sliding_window_view(self._buf, self._taps)
+        if self._up <= _FEW_PHASES:
+            # Outputs of one phase share one filter row: gather their windows and let BLAS do a
+            # matrix-vector product per phase (no gathered copy of the table).
+            values = np.empty(end - start, dtype=np.float32)
+            for p in range(min(self._up, end - start)):
+                rows = slice(p, None, self._up)
+                values[rows] = view[first[rows]] @ self._table[phase[p]]
+        else:  # many phases (e.g. 22050 -> 24000 has 160): one pass over gathered rows
+            values = np.einsum("ij,ij->i", view[first], self._table[phase])
         out: npt.NDArray[np.int16] = np.clip(np.rint(values), -32768, 32767).astype(np.int16)
         self._next_out = end
         keep_from = (end * self._down) // self._up - (self._taps // 2 - 1)

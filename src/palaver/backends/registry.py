@@ -18,6 +18,7 @@ from palaver.backends.llm.openai_compat import OpenAICompatibleChat
 from palaver.backends.stt.pocketsphinx import PocketsphinxSTT
 from palaver.backends.tts.espeak import EspeakTTS
 from palaver.config import Settings
+from palaver.session.transcriber import StreamSlots
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class Backends:
     chat: ChatModel
     vad: VoiceActivityDetector
     executor: ThreadPoolExecutor
+    #: The server-wide bound on live recognition streams.
+    stt_slots: StreamSlots
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -37,7 +40,7 @@ class Backends:
 def build_backends(settings: Settings) -> Backends:
     """Load the configured backends; a missing library or model is a clear startup error."""
     vad = build_vad(settings.vad)
-    stt = build_stt(settings.stt)
+    stt = build_stt(settings.stt, settings.stt_streams)
     tts = EspeakTTS()
     chat: ChatModel
     if settings.llm_base_url:
@@ -47,12 +50,14 @@ def build_backends(settings: Settings) -> Backends:
     else:
         chat = EchoChat()
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="palaver-model")
-    return Backends(stt=stt, tts=tts, chat=chat, vad=vad, executor=executor)
+    return Backends(
+        stt=stt, tts=tts, chat=chat, vad=vad, executor=executor, stt_slots=StreamSlots(settings.stt_streams)
+    )
 
 
-def build_stt(name: str) -> SpeechToText:
+def build_stt(name: str, streams: int) -> SpeechToText:
     if name == "pocketsphinx":
-        stt = PocketsphinxSTT()
+        stt = PocketsphinxSTT(max_idle=streams)  # decoders are kept for reuse: loading one takes ~0.3 s
         stt.warm_up()
         return stt
     if name == "null":

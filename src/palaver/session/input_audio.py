@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from palaver.audio.formats import InputDecoder, wire_bytes_per_second
 from palaver.audio.noise import NoiseReducer
 from palaver.backends.base import VadStream, VoiceActivityDetector
@@ -24,6 +26,11 @@ from palaver.session.transcriber import StreamingTranscriber
 from palaver.turn.detector import BargeInGuard, SpeechStarted, SpeechStopped, TurnDetector, TurnEvent
 
 _PCM_BYTES_PER_MS = 32  # 16 kHz, 16-bit
+#: Frames quieter than this (RMS, dBFS) are not speech: the VAD model is not run on them, which
+#: makes an idle line cheap. Conversational speech is -35 to -15 dBFS; even a faint onset is far
+#: above this.
+SILENCE_GATE_DBFS = -60.0
+_GATE_SQUARE = (32768.0 * 10 ** (SILENCE_GATE_DBFS / 20)) ** 2
 #: While nobody speaks, keep this much audio (the longest prefix padding a client may ask for is
 #: well below it).
 _IDLE_KEEP_MS = 1000
@@ -75,6 +82,7 @@ class InputAudio:
         self._pcm_ms = 0.0  # input clock: 16 kHz PCM produced so far
         self._vad_pending = bytearray()
         self._vad_ms = 0.0  # input clock: end of the last VAD frame
+        self._gated = False  # the last frame was below the silence gate
 
     # ------------------------------------------------------------------ state
 
@@ -133,7 +141,7 @@ class InputAudio:
         while len(self._vad_pending) >= step:
             frame = bytes(self._vad_pending[:step])
             del self._vad_pending[:step]
-            probability = self._vad_stream.probability(frame)
+            probability = self._probability(frame)
             self._vad_ms += self._frame_ms
             if self._detector is None:
                 continue
@@ -144,6 +152,17 @@ class InputAudio:
                     self._begin_utterance(event.audio_start_ms)
                 events.append(event)
         return events
+
+    def _probability(self, frame: bytes) -> float:
+        assert self._vad_stream is not None
+        samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+        if float(np.dot(samples, samples)) < _GATE_SQUARE * len(samples):
+            if not self._gated:
+                self._vad_stream.reset()  # what follows the quiet starts afresh
+                self._gated = True
+            return 0.0
+        self._gated = False
+        return self._vad_stream.probability(frame)
 
     def _begin_utterance(self, start_ms: int) -> None:
         """Speech began: drop what came before its prefix padding and recognise from there."""

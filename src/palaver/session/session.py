@@ -81,7 +81,7 @@ from palaver.protocol.session_config import (
 from palaver.session.conversation import Conversation, StoredAudio
 from palaver.session.input_audio import InputAudio, Utterance
 from palaver.session.response_run import ResponseRun
-from palaver.session.transcriber import StreamingTranscriber
+from palaver.session.transcriber import StreamingTranscriber, StreamSlots
 from palaver.turn.detector import BargeInGuard, SpeechStarted, SpeechStopped
 from palaver.turn.idle import IdleTimer
 from palaver.turn.playout import PlayoutTracker
@@ -114,6 +114,7 @@ class Session:
         barge_in: BargeInGuard | None = None,
         clock: Callable[[], float] = time.monotonic,
         server_playout: bool = False,
+        stt_slots: StreamSlots | None = None,
     ) -> None:
         self.config: SessionConfig = config
         self._engine = engine
@@ -122,6 +123,7 @@ class Session:
         self._barge_in = barge_in
         self._clock = clock
         self._server_playout = server_playout
+        self._stt_slots = stt_slots
         self._executor = executor
         self._emit = emit
         self.conversation = Conversation()
@@ -231,7 +233,7 @@ class Session:
         language = transcription.language if transcription is not None else None
         narrowband = wire_rate(self._input_format()) < self._stt.sample_rate
         transcriber = StreamingTranscriber(
-            self._stt, self._executor, language=language, narrowband=narrowband
+            self._stt, self._executor, language=language, narrowband=narrowband, slots=self._stt_slots
         )
         if item_id is not None and isinstance(self.config, TranscriptionSessionConfig):
             # Transcription sessions stream words as the user speaks, under the coming item's id.
@@ -269,7 +271,7 @@ class Session:
         return self._clock() * 1000.0
 
     def _append(self, event: InputAudioBufferAppendEvent) -> None:
-        wire = base64.b64decode(event.audio)
+        wire = event.audio_bytes()
         speaking = self._playout.speaking(self._now_ms())
         for turn_event in self._input.append(wire, assistant_speaking=speaking):
             if isinstance(turn_event, SpeechStarted):

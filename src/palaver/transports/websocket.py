@@ -131,6 +131,7 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
             min_speech_ms=settings.barge_in_min_speech_ms, threshold_boost=settings.barge_in_threshold_boost
         ),
         executor=backends.executor,
+        stt_slots=backends.stt_slots,
         emit=outbox.emit,
     )
     writer = asyncio.create_task(outbox.run(), name="ws-writer")
