@@ -67,6 +67,7 @@ def serve(settings: Settings) -> int:
             port=settings.port,
             log_level=settings.log_level.lower(),
             ws_max_size=32 * 1024 * 1024,
+            ws_per_message_deflate=settings.ws_compression,
             ws_ping_interval=None,
         )
     finally:

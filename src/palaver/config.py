@@ -27,6 +27,8 @@ class Settings:
     llm_base_url: str | None = None
     llm_model: str = "default"
     llm_api_key: str | None = None
+    #: Whether that model takes images (vision); with false, image input is refused with a clear error.
+    llm_vision: bool = True
     #: Hard limit of a session (OpenAI's is 60 minutes).
     session_max_seconds: float = 3600.0
     #: Append every server event sent, one JSON per line, to this file (for debugging and tests).
@@ -36,6 +38,9 @@ class Settings:
     #: Threads for model work (ASR, TTS) so it never blocks the event loop.
     model_threads: int = 4
     log_level: str = "info"
+    #: permessage-deflate on WebSockets. Off by default: the traffic is mostly base64 audio, which
+    #: barely compresses, and deflating it costs more CPU than the rest of a listening session.
+    ws_compression: bool = False
     #: Speech recogniser: "pocketsphinx" (embedded, English) or "null" (hears nothing, instantly).
     stt: str = "pocketsphinx"
     #: Utterances recognised live at once, server-wide (each holds a pocketsphinx decoder, ~100 MB);
@@ -63,6 +68,13 @@ class Settings:
 
 def _convert(name: str, raw: str, type_name: Any) -> Any:
     kind = str(type_name)
+    if kind.startswith("bool"):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"PALAVER_{name.upper()}={raw!r} is not a boolean (use true or false)")
     try:
         if kind.startswith("int"):
             return int(raw)

@@ -156,6 +156,8 @@ ChatEvent = TextDelta | ToolCallDelta | ChatFinished
 
 class ChatModel(Protocol):
     name: str
+    #: Whether the model takes image parts (OpenAI's vision message format).
+    accepts_images: bool
 
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         """Stream the model's answer. Raises :class:`BackendError` on failure."""

@@ -45,7 +45,10 @@ def build_backends(settings: Settings) -> Backends:
     chat: ChatModel
     if settings.llm_base_url:
         chat = OpenAICompatibleChat(
-            base_url=settings.llm_base_url, model=settings.llm_model, api_key=settings.llm_api_key
+            base_url=settings.llm_base_url,
+            model=settings.llm_model,
+            api_key=settings.llm_api_key,
+            accepts_images=settings.llm_vision,
         )
     else:
         chat = EchoChat()

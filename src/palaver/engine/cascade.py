@@ -11,6 +11,7 @@ import contextlib
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import Executor
+from typing import Any
 
 from palaver.backends.base import (
     BackendError,
@@ -42,6 +43,20 @@ _DONE = object()
 def estimate_tokens(text: str) -> int:
     """A rough token count (4 characters a token) for backends that report no usage."""
     return (len(text) + 3) // 4
+
+
+def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """Text tokens of a prompt (image parts are priced separately, by the session)."""
+    total = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            total += sum(estimate_tokens(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+        elif content:
+            total += estimate_tokens(str(content))
+        for call in message.get("tool_calls") or ():
+            total += estimate_tokens(str(call))
+    return total
 
 
 class CascadeEngine:
@@ -88,10 +103,15 @@ class CascadeEngine:
         finally:
             await events.aclose()
         usage = finished.usage if finished is not None else None
-        in_tokens = usage.input_tokens if usage else sum(estimate_tokens(str(m)) for m in request.messages)
+        in_tokens = usage.input_tokens if usage else estimate_prompt_tokens(request.messages)
         out_tokens = usage.output_tokens if usage else (out_chars + 3) // 4
         reason = "length" if finished is not None and finished.reason == "length" else "stop"
-        yield EngineFinished(reason=reason, text_input_tokens=in_tokens, text_output_tokens=out_tokens)
+        yield EngineFinished(
+            reason=reason,
+            text_input_tokens=in_tokens,
+            text_output_tokens=out_tokens,
+            input_counted_by_model=usage is not None,
+        )
 
     async def _llm_events(self, request: ChatRequest) -> AsyncGenerator[ChatEvent, None]:
         """Read the LLM on its own task so it keeps streaming while earlier sentences are spoken."""

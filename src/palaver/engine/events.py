@@ -63,6 +63,8 @@ class EngineFinished:
     reason: str
     text_input_tokens: int
     text_output_tokens: int
+    #: The brain reported the input count itself (then it includes any images it was shown).
+    input_counted_by_model: bool = False
     kind: Literal["finished"] = "finished"
 
 

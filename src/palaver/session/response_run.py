@@ -78,6 +78,7 @@ class ResponseRun:
         audio_mode: bool,
         output_format: str,
         on_audio: Callable[[str, float], None],
+        image_tokens: int = 0,
     ) -> None:
         self.response = response
         self._emit = emit
@@ -85,6 +86,7 @@ class ResponseRun:
         self.audio_mode = audio_mode
         self._output_format = output_format
         self._on_audio = on_audio
+        self._image_tokens = image_tokens
         self._open: _OpenMessage | _OpenCall | None = None
         self._finish_reason = "stop"
         self._text_in = 0
@@ -121,6 +123,8 @@ class ResponseRun:
         elif isinstance(event, EngineFinished):
             self._finish_reason = event.reason
             self._text_in = event.text_input_tokens
+            if event.input_counted_by_model:  # its count includes the images: report them apart
+                self._text_in = max(0, self._text_in - self._image_tokens)
             self._text_out = event.text_output_tokens
 
     def _message(self) -> _OpenMessage:
@@ -315,7 +319,11 @@ class ResponseRun:
         self.response.status_details = details
         audio_tokens = math.ceil(self._audio_out_ms / 1000 * AUDIO_OUTPUT_TOKENS_PER_SECOND)
         self.response.usage = Usage.of(
-            text_in=self._text_in, audio_in=0, text_out=self._text_out, audio_out=audio_tokens
+            text_in=self._text_in,
+            audio_in=0,
+            text_out=self._text_out,
+            audio_out=audio_tokens,
+            image_in=self._image_tokens,
         )
         self.send(ResponseDoneEvent(response=self.response))
         self.closed = True

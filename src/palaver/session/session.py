@@ -43,6 +43,7 @@ from palaver.protocol.ids import new_id
 from palaver.protocol.items import (
     ConversationItem,
     InputAudioContent,
+    InputImageContent,
     MessageItem,
     OutputAudioContent,
 )
@@ -79,6 +80,7 @@ from palaver.protocol.session_config import (
     voice_name,
 )
 from palaver.session.conversation import Conversation, StoredAudio
+from palaver.session.images import image_tokens, inspect_image
 from palaver.session.input_audio import InputAudio, Utterance
 from palaver.session.response_run import ResponseRun
 from palaver.session.transcriber import StreamingTranscriber, StreamSlots
@@ -115,6 +117,7 @@ class Session:
         clock: Callable[[], float] = time.monotonic,
         server_playout: bool = False,
         stt_slots: StreamSlots | None = None,
+        accepts_images: bool = True,
     ) -> None:
         self.config: SessionConfig = config
         self._engine = engine
@@ -124,6 +127,8 @@ class Session:
         self._clock = clock
         self._server_playout = server_playout
         self._stt_slots = stt_slots
+        self._accepts_images = accepts_images
+        self._image_tokens: dict[str, int] = {}  # item id -> input tokens of its images
         self._executor = executor
         self._emit = emit
         self.conversation = Conversation()
@@ -444,6 +449,8 @@ class Session:
         item = event.item
         if item.id is None:
             item.id = new_id("item")
+        if isinstance(item, MessageItem):
+            self._image_tokens[item.id] = self._check_images(item, "item")
         audio_parts = (
             [p for p in item.content if isinstance(p, InputAudioContent)]
             if isinstance(item, MessageItem)
@@ -471,6 +478,26 @@ class Session:
             transcriber.feed(decoder.decode(b"".join(decoded)) + decoder.flush())
             self._start_transcription(item, transcriber)
 
+    def _check_images(self, item: MessageItem, prefix: str) -> int:
+        """Validate the item's images; returns their input tokens. Raises ``ProtocolError``."""
+        tokens = 0
+        for index, part in enumerate(item.content):
+            if not isinstance(part, InputImageContent):
+                continue
+            param = f"{prefix}.content[{index}]"
+            if not self._accepts_images:
+                raise ProtocolError(
+                    "The configured model does not take images (set PALAVER_LLM_VISION=true for a vision "
+                    "model); the image was not added.",
+                    code="image_input_not_supported",
+                    param=param,
+                )
+            tokens += image_tokens(inspect_image(part.image_url, param=param + ".image_url"), part.detail)
+        return tokens
+
+    def _context_image_tokens(self, context: list[ConversationItem]) -> int:
+        return sum(self._image_tokens.get(i.id or "", 0) for i in context)
+
     def _item_retrieve(self, event: ConversationItemRetrieveEvent) -> None:
         item = self.conversation.get(event.item_id, event_id=event.event_id)
         copy = item.model_copy(deep=True)
@@ -485,6 +512,7 @@ class Session:
 
     def _item_delete(self, event: ConversationItemDeleteEvent) -> None:
         self.conversation.delete(event.item_id, event_id=event.event_id)
+        self._image_tokens.pop(event.item_id, None)
         self._emit(ConversationItemDeletedEvent(item_id=event.item_id))
 
     def _item_truncate(self, event: ConversationItemTruncateEvent) -> None:
@@ -580,7 +608,7 @@ class Session:
             )
         # Resolved before response.created: a bad reference is an error, not a half-made response.
         context = (
-            [self._resolve_input(i) for i in params.input]
+            [self._resolve_input(item, n) for n, item in enumerate(params.input)]
             if params.input is not None
             else self.conversation.items
         )
@@ -617,6 +645,7 @@ class Session:
             audio_mode=audio_mode,
             output_format=fmt.type,
             on_audio=self._audio_out,
+            image_tokens=self._context_image_tokens(context),
         )
         self._runs[run.id] = run
         if not out_of_band:
@@ -638,9 +667,13 @@ class Session:
             self._run(run, context, instructions, request), name=f"response-{run.id}"
         )
 
-    def _resolve_input(self, entry: ConversationItem | ItemReference) -> ConversationItem:
+    def _resolve_input(self, entry: ConversationItem | ItemReference, index: int) -> ConversationItem:
         if isinstance(entry, ItemReference):
             return self.conversation.get(entry.id, param="response.input")
+        if isinstance(entry, MessageItem):
+            if entry.id is None:
+                entry.id = new_id("item")
+            self._image_tokens[entry.id] = self._check_images(entry, f"response.input[{index}]")
         return entry
 
     def _audio_out(self, item_id: str, duration_ms: float) -> None:

@@ -27,6 +27,7 @@ class EchoChat:
     """
 
     name = "echo"
+    accepts_images = False
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         heard = _last_user_text(request).rstrip(".!?…")

@@ -23,10 +23,17 @@ class OpenAICompatibleChat:
     """Streams chat completions from ``base_url`` with the official ``openai`` client."""
 
     def __init__(
-        self, *, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        accepts_images: bool = True,
     ) -> None:
         self.name = f"openai-compatible:{model}"
         self.model = model
+        self.accepts_images = accepts_images
         self._client = AsyncOpenAI(
             base_url=base_url, api_key=api_key or "palaver", timeout=timeout, max_retries=0
         )

@@ -1,0 +1,1 @@
+"""Tools: function and MCP tool calls, and the operator policies on them."""
