@@ -27,6 +27,8 @@ class Settings:
     llm_base_url: str | None = None
     llm_model: str = "default"
     llm_api_key: str | None = None
+    #: Operator's policy on tool calls (TOML or JSON file; see docs/tool-policies.md). Unset: all allowed.
+    tool_policy: str | None = None
     #: Whether that model takes images (vision); with false, image input is refused with a clear error.
     llm_vision: bool = True
     #: Hard limit of a session (OpenAI's is 60 minutes).

@@ -19,6 +19,7 @@ from palaver.backends.stt.pocketsphinx import PocketsphinxSTT
 from palaver.backends.tts.espeak import EspeakTTS
 from palaver.config import Settings
 from palaver.session.transcriber import StreamSlots
+from palaver.tools.policy import PolicyError, ToolPolicy, load_policy
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ class Backends:
     executor: ThreadPoolExecutor
     #: The server-wide bound on live recognition streams.
     stt_slots: StreamSlots
+    #: The operator's rules for tool calls.
+    policy: ToolPolicy
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -53,8 +56,18 @@ def build_backends(settings: Settings) -> Backends:
     else:
         chat = EchoChat()
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="palaver-model")
+    try:
+        policy = load_policy(settings.tool_policy) if settings.tool_policy else ToolPolicy.allow_all()
+    except PolicyError as exc:
+        raise BackendUnavailable(f"PALAVER_TOOL_POLICY: {exc}") from exc
     return Backends(
-        stt=stt, tts=tts, chat=chat, vad=vad, executor=executor, stt_slots=StreamSlots(settings.stt_streams)
+        stt=stt,
+        tts=tts,
+        chat=chat,
+        vad=vad,
+        executor=executor,
+        stt_slots=StreamSlots(settings.stt_streams),
+        policy=policy,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from palaver.protocol.items import (
@@ -12,6 +14,9 @@ from palaver.protocol.items import (
     InputAudioContent,
     InputImageContent,
     InputTextContent,
+    McpApprovalRequestItem,
+    McpApprovalResponseItem,
+    McpCallItem,
     MessageItem,
     OutputAudioContent,
     OutputTextContent,
@@ -46,23 +51,54 @@ def _assistant_text(item: MessageItem) -> str:
     return "".join(texts)
 
 
-def build_messages(instructions: str, items: Sequence[ConversationItem]) -> list[dict[str, Any]]:
+def mcp_function_name(server_label: str, tool: str) -> str:
+    """How the brain sees an MCP tool: a function named ``mcp__<label>__<tool>``
+    (OpenAI's function-name charset, at most 64 characters)."""
+    name = re.sub(r"[^a-zA-Z0-9_-]", "_", f"mcp__{server_label}__{tool}")
+    return name[:64]
+
+
+McpNamer = Callable[[str, str], str]
+
+
+def _call_message(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def build_messages(
+    instructions: str, items: Sequence[ConversationItem], *, mcp_name: McpNamer = mcp_function_name
+) -> list[dict[str, Any]]:
     """Chat messages for ``items``.
 
     Each tool call is answered right after the assistant message that made it, with its output
     wherever that item sits in the conversation (asynchronous calls), or a "pending" placeholder,
-    so the history is always valid for the Chat Completions API.
+    so the history is always valid for the Chat Completions API. MCP calls are shown as function
+    calls (``mcp_name``) with their output or error; a denied approval request as a call whose
+    answer is the denial.
     """
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
     outputs = {i.call_id: i.output for i in items if isinstance(i, FunctionCallOutputItem)}
+    approved_calls = {
+        i.approval_request_id for i in items if isinstance(i, McpCallItem) and i.approval_request_id
+    }
+    verdicts = {i.approval_request_id: i for i in items if isinstance(i, McpApprovalResponseItem)}
     placed: set[str] = set()
     answers: list[dict[str, Any]] = []  # tool messages owed after the current assistant tool_calls message
 
     def settle() -> None:
         messages.extend(answers)
         answers.clear()
+
+    def add_call(call: dict[str, Any], answer: str) -> None:
+        last = messages[-1] if messages else None
+        if last is not None and last["role"] == "assistant" and (answers or "tool_calls" not in last):
+            last.setdefault("tool_calls", []).append(call)
+        else:
+            settle()
+            messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        answers.append({"role": "tool", "tool_call_id": call["id"], "content": answer})
 
     for item in items:
         if isinstance(item, MessageItem):
@@ -78,29 +114,29 @@ def build_messages(instructions: str, items: Sequence[ConversationItem]) -> list
                 messages.append({"role": item.role, "content": content})
         elif isinstance(item, FunctionCallItem):
             call_id = item.call_id or item.id or ""
-            call = {
-                "id": call_id,
-                "type": "function",
-                "function": {"name": item.name, "arguments": item.arguments},
-            }
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and (answers or "tool_calls" not in last):
-                last.setdefault("tool_calls", []).append(call)
-            else:
-                settle()
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-            answers.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": call_id,
-                    "content": outputs.get(call_id, PENDING_CALL_OUTPUT),
-                }
+            add_call(
+                _call_message(call_id, item.name, item.arguments), outputs.get(call_id, PENDING_CALL_OUTPUT)
             )
             placed.add(call_id)
         elif isinstance(item, FunctionCallOutputItem) and item.call_id not in placed:
             # An output whose call is not in the context: tell the brain as plain text.
             settle()
             messages.append({"role": "user", "content": f"[function result {item.call_id}] {item.output}"})
+        elif isinstance(item, McpCallItem):
+            name = mcp_name(item.server_label, item.name)
+            answer = item.output if item.error is None else json.dumps({"error": item.error.message})
+            add_call(_call_message(item.id or "", name, item.arguments), answer or PENDING_CALL_OUTPUT)
+        elif isinstance(item, McpApprovalRequestItem) and item.id not in approved_calls:
+            verdict = verdicts.get(item.id or "")
+            if verdict is None:
+                answer = '{"status": "awaiting the user\'s approval"}'
+            elif verdict.approve:
+                answer = PENDING_CALL_OUTPUT
+            else:
+                answer = json.dumps({"error": "denied by the user", "reason": verdict.reason or ""})
+            add_call(
+                _call_message(item.id or "", mcp_name(item.server_label, item.name), item.arguments), answer
+            )
     settle()
     return messages
 

@@ -46,6 +46,7 @@ from palaver.protocol.server_events import (
     ServerEvent,
 )
 from palaver.session.conversation import Conversation, StoredAudio
+from palaver.tools.policy import Decision
 
 #: Output audio token estimate (OpenAI bills roughly 20 tokens per second of generated audio).
 AUDIO_OUTPUT_TOKENS_PER_SECOND = 20
@@ -79,6 +80,7 @@ class ResponseRun:
         output_format: str,
         on_audio: Callable[[str, float], None],
         image_tokens: int = 0,
+        judge: Callable[[str, str], Decision | None] | None = None,
     ) -> None:
         self.response = response
         self._emit = emit
@@ -87,6 +89,9 @@ class ResponseRun:
         self._output_format = output_format
         self._on_audio = on_audio
         self._image_tokens = image_tokens
+        self._judge = judge
+        #: Function calls the policy refused in the current round (the session answers them).
+        self.refused: list[tuple[FunctionCallItem, Decision]] = []
         self._open: _OpenMessage | _OpenCall | None = None
         self._finish_reason = "stop"
         self._text_in = 0
@@ -120,12 +125,13 @@ class ResponseRun:
             self._call_arguments(event.delta)
         elif isinstance(event, FunctionCallEnd):
             self._close_open("completed")
-        elif isinstance(event, EngineFinished):
+        elif isinstance(event, EngineFinished):  # one per round of the brain: usage adds up
             self._finish_reason = event.reason
-            self._text_in = event.text_input_tokens
+            text_in = event.text_input_tokens
             if event.input_counted_by_model:  # its count includes the images: report them apart
-                self._text_in = max(0, self._text_in - self._image_tokens)
-            self._text_out = event.text_output_tokens
+                text_in = max(0, text_in - self._image_tokens)
+            self._text_in += text_in
+            self._text_out += event.text_output_tokens
 
     def _message(self) -> _OpenMessage:
         if isinstance(self._open, _OpenMessage):
@@ -249,8 +255,15 @@ class ResponseRun:
     def _close_call(self, call: _OpenCall, status: str) -> None:
         item = call.item
         item.arguments = "".join(call.arguments)
+        if status == "completed" and self._judge is not None:
+            decision = self._judge(item.name, item.arguments)
+            if decision is not None and not decision.allowed:
+                # Refused by the operator's policy: the client must not run it (an incomplete
+                # call is not run by the SDKs); the brain gets the refusal and carries on.
+                self.refused.append((item, decision))
+                status = "refused"
         item.status = "completed" if status == "completed" else "incomplete"
-        if status == "completed":
+        if status in ("completed", "refused"):
             self.send(
                 ResponseFunctionCallArgumentsDoneEvent(
                     response_id=self.id,

@@ -42,6 +42,7 @@ from palaver.protocol.errors import ProtocolError
 from palaver.protocol.ids import new_id
 from palaver.protocol.items import (
     ConversationItem,
+    FunctionCallOutputItem,
     InputAudioContent,
     InputImageContent,
     MessageItem,
@@ -84,6 +85,7 @@ from palaver.session.images import image_tokens, inspect_image
 from palaver.session.input_audio import InputAudio, Utterance
 from palaver.session.response_run import ResponseRun
 from palaver.session.transcriber import StreamingTranscriber, StreamSlots
+from palaver.tools.policy import Decision, PolicyState, ToolPolicy
 from palaver.turn.detector import BargeInGuard, SpeechStarted, SpeechStopped
 from palaver.turn.idle import IdleTimer
 from palaver.turn.playout import PlayoutTracker
@@ -92,6 +94,8 @@ log = logging.getLogger(__name__)
 
 #: A commit needs at least this much audio.
 MIN_COMMIT_MS = 100.0
+#: Rounds of the brain in one response (it goes on after server-side tool results).
+MAX_TOOL_ROUNDS = 5
 #: How long a response waits for the transcripts of the user audio in its context.
 TRANSCRIPT_WAIT_SECONDS = 30.0
 
@@ -118,6 +122,7 @@ class Session:
         server_playout: bool = False,
         stt_slots: StreamSlots | None = None,
         accepts_images: bool = True,
+        policy: ToolPolicy | None = None,
     ) -> None:
         self.config: SessionConfig = config
         self._engine = engine
@@ -128,11 +133,13 @@ class Session:
         self._server_playout = server_playout
         self._stt_slots = stt_slots
         self._accepts_images = accepts_images
+        self._policy = policy or ToolPolicy.allow_all()
         self._image_tokens: dict[str, int] = {}  # item id -> input tokens of its images
         self._executor = executor
         self._emit = emit
         self.conversation = Conversation()
         self.conversation_id = new_id("conv")
+        self._policy_state = PolicyState(session_id=config.id)
         self._input = self._new_input()
         self._playout = PlayoutTracker()
         self._idle = IdleTimer()
@@ -646,6 +653,7 @@ class Session:
             output_format=fmt.type,
             on_audio=self._audio_out,
             image_tokens=self._context_image_tokens(context),
+            judge=self._judge,
         )
         self._runs[run.id] = run
         if not out_of_band:
@@ -685,13 +693,21 @@ class Session:
     ) -> None:
         try:
             await self._await_transcripts(context)
-            request = dataclasses.replace(request, messages=build_messages(instructions, context))
-            async with contextlib.aclosing(self._engine.generate(request)) as events:
-                async for event in events:
-                    if run.closed:
-                        break
-                    run.handle(event)
-                    await asyncio.sleep(0)  # let client events (a cancel) in between chunks
+            answered: list[ConversationItem] = []  # tool results the server made during this response
+            for _ in range(MAX_TOOL_ROUNDS):
+                messages = build_messages(instructions, [*context, *run.response.output, *answered])
+                async with contextlib.aclosing(
+                    self._engine.generate(dataclasses.replace(request, messages=messages))
+                ) as events:
+                    async for event in events:
+                        if run.closed:
+                            break
+                        run.handle(event)
+                        await asyncio.sleep(0)  # let client events (a cancel) in between chunks
+                results = await self._server_side_tools(run)
+                if not results or run.closed:
+                    break
+                answered += results  # the brain goes on with them, in the same response
             run.complete()
             if run.response.conversation_id is not None:
                 self._arm_idle()  # the user's silence from the end of this answer's playback counts
@@ -712,6 +728,28 @@ class Session:
             self._runs.pop(run.id, None)
             if self._active is run:
                 self._active = None
+
+    async def _server_side_tools(self, run: ResponseRun) -> list[ConversationItem]:
+        """Answer what the server must answer itself after a round of the brain: function calls
+        the policy refused. Returns the result items, in the conversation when the response is."""
+        results: list[ConversationItem] = []
+        for call, decision in run.refused:
+            output = FunctionCallOutputItem(
+                id=new_id("item"), call_id=call.call_id or call.id or "", output=decision.refusal_output()
+            )
+            if run.response.conversation_id is not None:
+                previous = self.conversation.insert(output, None)
+                self._emit(ConversationItemAddedEvent(previous_item_id=previous, item=output))
+                self._emit(ConversationItemDoneEvent(previous_item_id=previous, item=output))
+            results.append(output)
+        run.refused.clear()
+        return results
+
+    def _judge(self, tool: str, arguments: str) -> Decision | None:
+        """The operator's policy on one call; an allowed call is counted."""
+        decision = self._policy.decide(tool, arguments, state=self._policy_state)
+        self._policy_state.record(tool, decision)
+        return decision
 
     def _response_cancel(self, event: ResponseCancelEvent) -> None:
         run = self._runs.get(event.response_id) if event.response_id else self._active

@@ -133,6 +133,7 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
         executor=backends.executor,
         stt_slots=backends.stt_slots,
         accepts_images=backends.chat.accepts_images,
+        policy=backends.policy,
         emit=outbox.emit,
     )
     writer = asyncio.create_task(outbox.run(), name="ws-writer")
