@@ -140,3 +140,63 @@ async def test_runner_with_server_vad_is_interrupted_and_keeps_the_heard_words(p
     assert "Okay, I will stop." in transcripts
     interrupted = transcripts[0]
     assert interrupted != long_answer and long_answer.startswith(interrupted), interrupted
+
+
+@function_tool
+async def slow_lookup(order: str) -> str:
+    """Look an order up in the slow back office."""
+    await asyncio.sleep(3)
+    return json.dumps({"order": order, "status": "shipped"})
+
+
+async def test_a_slow_tool_runs_while_the_conversation_goes_on(palaver_server, llm) -> None:
+    llm.push_tool_call("slow_lookup", json.dumps({"order": "42"}))
+    llm.push_text("While I check: we are open from nine to five.")
+    llm.push_text("Your order 42 has shipped.")
+    agent = RealtimeAgent(name="Support", instructions="You help.", tools=[slow_lookup])
+    model_config: Any = {
+        "url": palaver_server.ws_base_url + "/realtime?model=gpt-realtime",
+        "api_key": "test-key",
+        "initial_model_settings": {"model_name": "gpt-realtime", "modalities": ["text"]},
+    }
+    errors: list[Any] = []
+    tool_ended = False
+    first = len(llm.requests)
+    session = await RealtimeRunner(starting_agent=agent).run(model_config=model_config)
+    async with session:
+        await session.send_message("Where is my order 42?")
+        sent_second = False
+        async with asyncio.timeout(40):
+            async for event in session:
+                if event.type == "error":
+                    errors.append(event.error)
+                if event.type == "tool_start" and not sent_second:
+                    await asyncio.sleep(0.3)
+                    await session.send_message("What are your opening hours?")  # while the tool runs
+                    sent_second = True
+                if event.type == "tool_end":
+                    tool_ended = True
+                if tool_ended and len(llm.requests) - first >= 3 and event.type == "agent_end":
+                    break
+        history = list(session._history)
+
+    assert not errors, errors
+    asked_meanwhile, answered_after = llm.requests[first + 1], llm.requests[first + 2]
+    # While the call was pending, the brain saw it honestly as pending, then the new question.
+    pending = [m for m in asked_meanwhile["messages"] if m["role"] == "tool"]
+    assert len(pending) == 1 and json.loads(pending[0]["content"])["status"] == "pending"
+    assert asked_meanwhile["messages"][-1] == {"role": "user", "content": "What are your opening hours?"}
+    # Once the output arrived, it sits right after its call; the later exchange follows.
+    roles = [m["role"] for m in answered_after["messages"]]
+    call_at = next(i for i, m in enumerate(answered_after["messages"]) if m.get("tool_calls"))
+    assert roles[call_at + 1] == "tool"
+    assert json.loads(answered_after["messages"][call_at + 1]["content"])["status"] == "shipped"
+    assert roles[call_at + 2 :] == ["user", "assistant"]
+    texts = [
+        getattr(part, "text", None) or getattr(part, "transcript", None)
+        for item in history
+        if getattr(item, "role", None) == "assistant"
+        for part in getattr(item, "content", [])
+    ]
+    assert "While I check: we are open from nine to five." in texts
+    assert "Your order 42 has shipped." in texts
