@@ -8,6 +8,11 @@
 # since the last successful install (a stamp file inside .venv holds the sha256 of
 # pyproject.toml, the _VENV_NODEPS list and the checkout's path). An install with the
 # "test" extra also satisfies a plain one.
+#
+# With the "test" extra it also installs the Node packages of package-lock.json (the MCP
+# reference server the MCP client tests run) into ROOT/.venv/node with `npm ci`, again only
+# when package-lock.json changed (stamp .venv/node/.palaver-installed). Without npm this is
+# skipped with a note, and the tests that need those packages are skipped.
 
 # Installed with --no-deps after the project because their declared dependencies are not
 # wanted: silero-vad declares torch (~5 GiB with CUDA), but palaver only runs the
@@ -17,6 +22,37 @@ _VENV_NODEPS=("silero-vad>=5,<7")
 _venv_say() { echo "scripts/${0##*/}: $*" >&2; }
 
 ensure_venv() {
+  _ensure_python_venv "$@" || return 1
+  if [[ $2 == test ]]; then
+    ensure_node_packages "$1" || return 1
+  fi
+  return 0
+}
+
+# ensure_node_packages ROOT: `npm ci` of ROOT/package-lock.json into ROOT/.venv/node.
+ensure_node_packages() {
+  local root=$1 dir="$1/.venv/node"
+  [[ -f $root/package-lock.json ]] || return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    _venv_say "npm not found: skipping the Node test packages (Debian: apt-get install nodejs npm)"
+    return 0
+  fi
+  local key
+  key="$(cat "$root/package.json" "$root/package-lock.json" | sha256sum | cut -d' ' -f1)"
+  if [[ -f $dir/.palaver-installed && "$(cat "$dir/.palaver-installed")" == "$key" && -d $dir/node_modules ]]; then
+    return 0
+  fi
+  _venv_say "installing the Node test packages into $dir (npm ci)"
+  mkdir -p "$dir"
+  cp "$root/package.json" "$root/package-lock.json" "$dir/"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || {
+    _venv_say "npm ci failed in $dir"
+    return 1
+  }
+  echo "$key" >"$dir/.palaver-installed"
+}
+
+_ensure_python_venv() {
   local root=$1 extra=$2 venv="$1/.venv"
   if ! command -v python3 >/dev/null 2>&1; then
     _venv_say "python3 not found; install Python 3.11 or newer (Debian: apt-get install python3 python3-venv)"
