@@ -121,9 +121,13 @@ def main() -> None:
     )
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 50, 100])
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--kinds", nargs="+", default=["listening", "talking"], choices=["listening", "talking"]
+    )
     args = parser.parse_args()
-    inputs = {"listening": listening_audio(10.0), "talking": talking_audio()}
-    for kind, chunks in inputs.items():
+    makers = {"listening": lambda: listening_audio(10.0), "talking": talking_audio}
+    for kind in args.kinds:
+        chunks = makers[kind]()
         for n in args.sessions:
             # A fresh server for each run, so memory kept from an earlier run cannot hide this one's.
             with running_server({"PALAVER_LLM_BASE_URL": None, "PALAVER_API_KEY": None}) as server:

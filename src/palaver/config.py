@@ -29,6 +29,10 @@ class Settings:
     llm_api_key: str | None = None
     #: Operator's policy on tool calls (TOML or JSON file; see docs/tool-policies.md). Unset: all allowed.
     tool_policy: str | None = None
+    #: Seconds an MCP tool call may take, connecting to an MCP server, and waiting for a client's approval.
+    mcp_call_seconds: float = 30.0
+    mcp_connect_seconds: float = 10.0
+    mcp_approval_seconds: float = 120.0
     #: Whether that model takes images (vision); with false, image input is refused with a clear error.
     llm_vision: bool = True
     #: Hard limit of a session (OpenAI's is 60 minutes).

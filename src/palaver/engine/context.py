@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from palaver.protocol.items import (
     OutputAudioContent,
     OutputTextContent,
 )
+from palaver.tools.mcp_names import function_names
 
 #: What the brain is told for a call whose output has not arrived yet (the history must stay valid).
 PENDING_CALL_OUTPUT = '{"status": "pending", "note": "The result of this call has not arrived yet."}'
@@ -52,10 +52,8 @@ def _assistant_text(item: MessageItem) -> str:
 
 
 def mcp_function_name(server_label: str, tool: str) -> str:
-    """How the brain sees an MCP tool: a function named ``mcp__<label>__<tool>``
-    (OpenAI's function-name charset, at most 64 characters)."""
-    name = re.sub(r"[^a-zA-Z0-9_-]", "_", f"mcp__{server_label}__{tool}")
-    return name[:64]
+    """How the brain sees an MCP tool when no session names it: ``mcp__<label>__<tool>``."""
+    return function_names([(server_label, tool)])[(server_label, tool)]
 
 
 McpNamer = Callable[[str, str], str]

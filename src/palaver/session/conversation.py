@@ -98,6 +98,15 @@ class Conversation:
             event_id=event_id,
         )
 
+    def previous_of(self, item_id: str) -> str | None:
+        """The id of the item before ``item_id`` (None when it is first)."""
+        previous: str | None = None
+        for item in self._items:
+            if item.id == item_id:
+                return previous
+            previous = item.id
+        return None
+
     def delete(self, item_id: str, *, event_id: str | None = None) -> None:
         item = self.get(item_id, event_id=event_id)
         self._items.remove(item)

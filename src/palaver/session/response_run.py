@@ -24,7 +24,16 @@ from palaver.engine.events import (
     OutputText,
 )
 from palaver.protocol.ids import new_id
-from palaver.protocol.items import FunctionCallItem, MessageItem, OutputAudioContent, OutputTextContent
+from palaver.protocol.items import (
+    FunctionCallItem,
+    McpApprovalRequestItem,
+    McpCallError,
+    McpCallItem,
+    McpToolExecutionError,
+    MessageItem,
+    OutputAudioContent,
+    OutputTextContent,
+)
 from palaver.protocol.responses import RealtimeResponse, ResponseStatusDetails, Usage
 from palaver.protocol.server_events import (
     ConversationItemAddedEvent,
@@ -34,6 +43,11 @@ from palaver.protocol.server_events import (
     ResponseDoneEvent,
     ResponseFunctionCallArgumentsDeltaEvent,
     ResponseFunctionCallArgumentsDoneEvent,
+    ResponseMcpCallArgumentsDeltaEvent,
+    ResponseMcpCallArgumentsDoneEvent,
+    ResponseMcpCallCompletedEvent,
+    ResponseMcpCallFailedEvent,
+    ResponseMcpCallInProgressEvent,
     ResponseOutputAudioDeltaEvent,
     ResponseOutputAudioDoneEvent,
     ResponseOutputAudioTranscriptDeltaEvent,
@@ -47,6 +61,8 @@ from palaver.protocol.server_events import (
 )
 from palaver.session.conversation import Conversation, StoredAudio
 from palaver.tools.policy import Decision
+
+OutputItem = MessageItem | FunctionCallItem | McpCallItem | McpApprovalRequestItem
 
 #: Output audio token estimate (OpenAI bills roughly 20 tokens per second of generated audio).
 AUDIO_OUTPUT_TOKENS_PER_SECOND = 20
@@ -69,6 +85,27 @@ class _OpenCall:
     arguments: list[str] = field(default_factory=list)
 
 
+@dataclass
+class McpCallSlot:
+    """An MCP call the brain made in this response: executed by the session after the round.
+
+    ``item`` is an ``mcp_call`` already announced (``output_item.added``), or ``None`` while an
+    approval is pending (then ``approval`` is the request item, announced and done)."""
+
+    server_label: str
+    name: str
+    arguments: str
+    item: McpCallItem | None = None
+    output_index: int = -1
+    approval: McpApprovalRequestItem | None = None
+
+
+@dataclass
+class _OpenMcp:
+    slot: McpCallSlot
+    arguments: list[str] = field(default_factory=list)
+
+
 class ResponseRun:
     def __init__(
         self,
@@ -81,6 +118,7 @@ class ResponseRun:
         on_audio: Callable[[str, float], None],
         image_tokens: int = 0,
         judge: Callable[[str, str], Decision | None] | None = None,
+        mcp_tool: Callable[[str], tuple[str, str, bool] | None] | None = None,
     ) -> None:
         self.response = response
         self._emit = emit
@@ -92,7 +130,12 @@ class ResponseRun:
         self._judge = judge
         #: Function calls the policy refused in the current round (the session answers them).
         self.refused: list[tuple[FunctionCallItem, Decision]] = []
-        self._open: _OpenMessage | _OpenCall | None = None
+        #: ``function name -> (server_label, tool, needs approval)`` for the MCP tools the brain sees.
+        self._mcp_tool = mcp_tool
+        #: MCP calls of the current round, for the session to execute.
+        self.mcp_calls: list[McpCallSlot] = []
+        self._open_mcp: list[McpCallSlot] = []  # announced mcp_call items not yet done
+        self._open: _OpenMessage | _OpenCall | _OpenMcp | None = None
         self._finish_reason = "stop"
         self._text_in = 0
         self._text_out = 0
@@ -120,9 +163,16 @@ class ResponseRun:
             self._audio(event)
         elif isinstance(event, FunctionCallStart):
             self._close_open("completed")
-            self._start_call(event)
+            mcp = self._mcp_tool(event.name) if self._mcp_tool is not None else None
+            if mcp is not None:
+                self._start_mcp(*mcp)
+            else:
+                self._start_call(event)
         elif isinstance(event, FunctionCallArguments):
-            self._call_arguments(event.delta)
+            if isinstance(self._open, _OpenMcp):
+                self._mcp_arguments(event.delta)
+            else:
+                self._call_arguments(event.delta)
         elif isinstance(event, FunctionCallEnd):
             self._close_open("completed")
         elif isinstance(event, EngineFinished):  # one per round of the brain: usage adds up
@@ -167,7 +217,7 @@ class ResponseRun:
             item.content.append(OutputTextContent(text=""))
         return opened
 
-    def _item_added(self, item: MessageItem | FunctionCallItem, index: int) -> None:
+    def _item_added(self, item: OutputItem, index: int) -> None:
         self.send(ResponseOutputItemAddedEvent(response_id=self.id, output_index=index, item=item))
         if self._conversation is not None:
             previous = self._conversation.insert(item, None)
@@ -240,6 +290,87 @@ class ResponseRun:
             )
         )
 
+    # ------------------------------------------------------------------ MCP calls
+
+    def _start_mcp(self, server_label: str, tool: str, needs_approval: bool) -> None:
+        slot = McpCallSlot(server_label=server_label, name=tool, arguments="")
+        if not needs_approval:  # announced now; an approval-bound call waits for its arguments
+            self.announce_mcp_call(slot)
+        self._open = _OpenMcp(slot=slot)
+
+    def announce_mcp_call(self, slot: McpCallSlot, approval_request_id: str | None = None) -> None:
+        """``output_item.added`` (+ ``conversation.item.added``) for the slot's ``mcp_call`` item."""
+        slot.item = McpCallItem(
+            id=new_id("item"),
+            server_label=slot.server_label,
+            name=slot.name,
+            arguments="",
+            approval_request_id=approval_request_id,
+        )
+        slot.output_index = len(self.response.output)
+        self.response.output.append(slot.item)
+        self._open_mcp.append(slot)
+        self._item_added(slot.item, slot.output_index)
+
+    def _mcp_arguments(self, delta: str) -> None:
+        opened = self._open
+        assert isinstance(opened, _OpenMcp)
+        opened.arguments.append(delta)
+        slot = opened.slot
+        if slot.item is not None and delta:
+            self.send(
+                ResponseMcpCallArgumentsDeltaEvent(
+                    response_id=self.id,
+                    item_id=slot.item.id or "",
+                    output_index=slot.output_index,
+                    delta=delta,
+                )
+            )
+
+    def _end_mcp_arguments(self, opened: _OpenMcp) -> None:
+        slot = opened.slot
+        slot.arguments = "".join(opened.arguments)
+        if slot.item is None:  # approval first: the request carries the full arguments
+            request = McpApprovalRequestItem(
+                id=new_id("item"), server_label=slot.server_label, name=slot.name, arguments=slot.arguments
+            )
+            index = len(self.response.output)
+            self.response.output.append(request)
+            self._item_added(request, index)
+            self._item_done(request, index)
+            slot.approval = request
+        else:
+            self.mcp_arguments_done(slot)
+        self.mcp_calls.append(slot)
+
+    def mcp_arguments_done(self, slot: McpCallSlot) -> None:
+        assert slot.item is not None
+        slot.item.arguments = slot.arguments
+        self.send(
+            ResponseMcpCallArgumentsDoneEvent(
+                response_id=self.id,
+                item_id=slot.item.id or "",
+                output_index=slot.output_index,
+                arguments=slot.arguments,
+            )
+        )
+
+    def mcp_call_in_progress(self, slot: McpCallSlot) -> None:
+        assert slot.item is not None
+        self.send(ResponseMcpCallInProgressEvent(item_id=slot.item.id or "", output_index=slot.output_index))
+
+    def mcp_call_done(self, slot: McpCallSlot, *, output: str | None, error: McpCallError | None) -> None:
+        """The call's outcome: ``mcp_call.completed`` or ``.failed``, then the item's ``*.done``."""
+        item = slot.item
+        assert item is not None
+        if slot not in self._open_mcp:
+            return
+        self._open_mcp.remove(slot)
+        item.output, item.error = output, error
+        event_type = ResponseMcpCallCompletedEvent if error is None else ResponseMcpCallFailedEvent
+        self.send(event_type(item_id=item.id or "", output_index=slot.output_index))
+        self._item_done(item, slot.output_index)
+
     # ------------------------------------------------------------------ closing
 
     def _close_open(self, status: str, *, flush: bool = True) -> None:
@@ -249,6 +380,8 @@ class ResponseRun:
             return
         if isinstance(opened, _OpenCall):
             self._close_call(opened, status)
+        elif isinstance(opened, _OpenMcp):
+            self._end_mcp_arguments(opened)
         else:
             self._close_message(opened, status, flush=flush)
 
@@ -300,19 +433,11 @@ class ResponseRun:
         item.status = "completed" if status == "completed" else "incomplete"
         self._item_done(item, msg.output_index)
 
-    def _item_done(self, item: MessageItem | FunctionCallItem, index: int) -> None:
+    def _item_done(self, item: OutputItem, index: int) -> None:
         self.send(ResponseOutputItemDoneEvent(response_id=self.id, output_index=index, item=item))
         if self._conversation is not None and item.id is not None and item.id in self._conversation:
-            self.send(ConversationItemDoneEvent(previous_item_id=self._previous_of(item.id or ""), item=item))
-
-    def _previous_of(self, item_id: str) -> str | None:
-        assert self._conversation is not None
-        previous: str | None = None
-        for existing in self._conversation.items:
-            if existing.id == item_id:
-                return previous
-            previous = existing.id
-        return None
+            previous = self._conversation.previous_of(item.id)
+            self.send(ConversationItemDoneEvent(previous_item_id=previous, item=item))
 
     def complete(self) -> None:
         if self._finish_reason == "length":
@@ -328,6 +453,9 @@ class ResponseRun:
             "completed" if status == "completed" else "incomplete",
             flush=status in ("completed", "incomplete"),
         )
+        for slot in list(self._open_mcp):  # cut short before they ran
+            error = McpToolExecutionError(message=f"Not run: the response was {status}.")
+            self.mcp_call_done(slot, output=None, error=error)
         self.response.status = status  # type: ignore[assignment]
         self.response.status_details = details
         audio_tokens = math.ceil(self._audio_out_ms / 1000 * AUDIO_OUTPUT_TOKENS_PER_SECOND)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from palaver.audio.formats import InputDecoder, wire_duration_ms, wire_rate
 from palaver.backends.base import ChatTool, SpeechToText, Transcript, VoiceActivityDetector
-from palaver.engine.context import build_messages
+from palaver.engine.context import build_messages, mcp_function_name
 from palaver.engine.events import EngineEvent, EngineRequest
 from palaver.protocol.audio_config import SemanticVad, ServerVad
 from palaver.protocol.client_events import (
@@ -45,6 +45,10 @@ from palaver.protocol.items import (
     FunctionCallOutputItem,
     InputAudioContent,
     InputImageContent,
+    McpApprovalRequestItem,
+    McpApprovalResponseItem,
+    McpListToolsItem,
+    McpToolExecutionError,
     MessageItem,
     OutputAudioContent,
 )
@@ -69,6 +73,9 @@ from palaver.protocol.server_events import (
     InputAudioBufferSpeechStoppedEvent,
     InputAudioBufferTimeoutTriggeredEvent,
     LogProb,
+    McpListToolsCompletedEvent,
+    McpListToolsFailedEvent,
+    McpListToolsInProgressEvent,
     ResponseCreatedEvent,
     ServerEvent,
     SessionCreatedEvent,
@@ -80,11 +87,13 @@ from palaver.protocol.session_config import (
     apply_session_update,
     voice_name,
 )
+from palaver.protocol.tools import McpTool
 from palaver.session.conversation import Conversation, StoredAudio
 from palaver.session.images import image_tokens, inspect_image
 from palaver.session.input_audio import InputAudio, Utterance
-from palaver.session.response_run import ResponseRun
+from palaver.session.response_run import McpCallSlot, ResponseRun
 from palaver.session.transcriber import StreamingTranscriber, StreamSlots
+from palaver.tools.mcp import McpError, McpManager
 from palaver.tools.policy import Decision, PolicyState, ToolPolicy
 from palaver.turn.detector import BargeInGuard, SpeechStarted, SpeechStopped
 from palaver.turn.idle import IdleTimer
@@ -123,6 +132,9 @@ class Session:
         stt_slots: StreamSlots | None = None,
         accepts_images: bool = True,
         policy: ToolPolicy | None = None,
+        mcp_timeout: float = 30.0,
+        mcp_connect_timeout: float = 10.0,
+        approval_timeout: float = 120.0,
     ) -> None:
         self.config: SessionConfig = config
         self._engine = engine
@@ -140,6 +152,14 @@ class Session:
         self.conversation = Conversation()
         self.conversation_id = new_id("conv")
         self._policy_state = PolicyState(session_id=config.id)
+        self._mcp: McpManager | None = None
+        self._mcp_sync: asyncio.Task[None] | None = None
+        self._mcp_synced: list[McpTool] = []
+        self._mcp_timeout = mcp_timeout
+        self._mcp_connect_timeout = mcp_connect_timeout
+        self._approval_timeout = approval_timeout
+        self._approval_waiters: dict[str, asyncio.Future[McpApprovalResponseItem]] = {}
+        self._verdicts: dict[str, McpApprovalResponseItem] = {}  # answers that came before they were awaited
         self._input = self._new_input()
         self._playout = PlayoutTracker()
         self._idle = IdleTimer()
@@ -154,6 +174,7 @@ class Session:
 
     def start(self) -> None:
         self._emit(SessionCreatedEvent(session=self.config))
+        self._start_mcp_sync()
 
     async def close(self) -> None:
         """The client is gone: stop all work, send nothing more."""
@@ -164,6 +185,10 @@ class Session:
                 run.task.cancel()
         self._input.close()
         self._disarm_idle()
+        if self._mcp_sync is not None:
+            self._mcp_sync.cancel()
+        if self._mcp is not None:
+            await self._mcp.aclose()
         for task in list(self._transcripts.values()):
             task.cancel()
         tasks = [r.task for r in self._runs.values() if r.task is not None] + list(self._transcripts.values())
@@ -276,6 +301,7 @@ class Session:
         elif new.turn_detection != old.turn_detection:
             self._input.configure_turns(new.turn_detection, self._barge_in)  # applies at once
         self._emit(SessionUpdatedEvent(session=self.config))
+        self._start_mcp_sync()
 
     # ------------------------------------------------------------------ input audio
 
@@ -458,6 +484,16 @@ class Session:
             item.id = new_id("item")
         if isinstance(item, MessageItem):
             self._image_tokens[item.id] = self._check_images(item, "item")
+        if isinstance(item, McpApprovalResponseItem):
+            request = self.conversation.get(
+                item.approval_request_id, event_id=event.event_id, param="item.approval_request_id"
+            )
+            if not isinstance(request, McpApprovalRequestItem):
+                raise ProtocolError(
+                    f"Item '{item.approval_request_id}' is not an approval request.",
+                    code="invalid_value",
+                    param="item.approval_request_id",
+                )
         audio_parts = (
             [p for p in item.content if isinstance(p, InputAudioContent)]
             if isinstance(item, MessageItem)
@@ -479,6 +515,12 @@ class Session:
                 part.audio = None  # kept once, in the conversation's audio store
         self._emit(ConversationItemAddedEvent(previous_item_id=previous, item=item))
         self._emit(ConversationItemDoneEvent(previous_item_id=previous, item=item))
+        if isinstance(item, McpApprovalResponseItem):
+            waiter = self._approval_waiters.get(item.approval_request_id)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(item)
+            else:
+                self._verdicts[item.approval_request_id] = item
         if audio_parts and isinstance(item, MessageItem):
             transcriber = self._new_transcriber()
             decoder = InputDecoder(self._input_format(), self._stt.sample_rate)
@@ -654,25 +696,25 @@ class Session:
             on_audio=self._audio_out,
             image_tokens=self._context_image_tokens(context),
             judge=self._judge,
+            mcp_tool=self._mcp_tool,
         )
         self._runs[run.id] = run
         if not out_of_band:
             self._active = run
         self._emit(ResponseCreatedEvent(response=response.model_copy(deep=True)))
         instructions = params.instructions if params.instructions is not None else config.instructions
+        tools = params.tools if params.tools is not None else config.tools
+        tool_choice = params.tool_choice if params.tool_choice is not None else config.tool_choice
         request = EngineRequest(
             messages=[],  # rendered once the context's transcripts are ready
-            tools=_chat_tools(params.tools if params.tools is not None else config.tools),
-            tool_choice=_chat_tool_choice(
-                params.tool_choice if params.tool_choice is not None else config.tool_choice
-            ),
+            tools=[],  # and the tools once the MCP servers are listed
             max_output_tokens=None if max_tokens == "inf" else int(max_tokens),
             audio=audio_mode,
             voice=voice_name(voice),
             speed=config.audio.output.speed,
         )
         run.task = asyncio.create_task(
-            self._run(run, context, instructions, request), name=f"response-{run.id}"
+            self._run(run, context, instructions, request, (tools, tool_choice)), name=f"response-{run.id}"
         )
 
     def _resolve_input(self, entry: ConversationItem | ItemReference, index: int) -> ConversationItem:
@@ -689,13 +731,27 @@ class Session:
         self._playout.queued(item_id, duration_ms, self._now_ms())
 
     async def _run(
-        self, run: ResponseRun, context: list[ConversationItem], instructions: str, request: EngineRequest
+        self,
+        run: ResponseRun,
+        context: list[ConversationItem],
+        instructions: str,
+        request: EngineRequest,
+        tooling: tuple[list[Any], Any],
     ) -> None:
         try:
             await self._await_transcripts(context)
+            await self._mcp_ready()
+            tools, tool_choice = tooling
+            request = dataclasses.replace(
+                request, tools=self._llm_tools(tools), tool_choice=self._llm_tool_choice(tool_choice)
+            )
             answered: list[ConversationItem] = []  # tool results the server made during this response
             for _ in range(MAX_TOOL_ROUNDS):
-                messages = build_messages(instructions, [*context, *run.response.output, *answered])
+                if run.response.conversation_id is not None:
+                    items = self.conversation.items  # with what arrived meanwhile (approvals, outputs)
+                else:
+                    items = [*context, *run.response.output, *answered]
+                messages = build_messages(instructions, items, mcp_name=self._mcp_function_name)
                 async with contextlib.aclosing(
                     self._engine.generate(dataclasses.replace(request, messages=messages))
                 ) as events:
@@ -743,7 +799,141 @@ class Session:
                 self._emit(ConversationItemDoneEvent(previous_item_id=previous, item=output))
             results.append(output)
         run.refused.clear()
+        for slot in list(run.mcp_calls):
+            results.extend(await self._run_mcp_call(run, slot))
+        run.mcp_calls.clear()
         return results
+
+    async def _run_mcp_call(self, run: ResponseRun, slot: McpCallSlot) -> list[ConversationItem]:
+        """Approve (if asked), check against the policy, call, and record the outcome."""
+        done: list[ConversationItem] = []
+        if slot.approval is not None:
+            verdict = await self._approval(slot.approval.id or "")
+            done.append(verdict)
+            if not verdict.approve or run.closed:
+                return done  # not called; the brain sees the denial
+            run.announce_mcp_call(slot, approval_request_id=slot.approval.id)
+            run.mcp_arguments_done(slot)
+        assert slot.item is not None
+        tool = f"mcp:{slot.server_label}:{slot.name}"
+        decision = self._policy.decide(tool, slot.arguments, state=self._policy_state)
+        if decision.needs_confirmation and slot.approval is not None:
+            self._policy_state.confirm(tool, slot.arguments)  # the approval was the confirmation
+            decision = self._policy.decide(tool, slot.arguments, state=self._policy_state)
+        done.append(slot.item)
+        if not decision.allowed:
+            run.mcp_call_done(
+                slot, output=None, error=McpToolExecutionError(message=decision.refusal_output())
+            )
+            return done
+        self._policy_state.record(tool, decision)
+        run.mcp_call_in_progress(slot)
+        assert self._mcp is not None
+        try:
+            output = await self._mcp.call(
+                slot.server_label, slot.name, slot.arguments, timeout=self._mcp_timeout
+            )
+        except McpError as exc:
+            log.warning("MCP call %s failed: %s", tool, exc)
+            run.mcp_call_done(slot, output=None, error=exc.to_item_error())
+        else:
+            run.mcp_call_done(slot, output=output, error=None)
+        return done
+
+    async def _approval(self, request_id: str) -> McpApprovalResponseItem:
+        """The client's answer to an approval request; no answer in time counts as a denial."""
+        verdict = self._verdicts.pop(request_id, None)
+        if verdict is not None:
+            return verdict
+        waiter: asyncio.Future[McpApprovalResponseItem] = asyncio.get_running_loop().create_future()
+        self._approval_waiters[request_id] = waiter
+        try:
+            async with asyncio.timeout(self._approval_timeout):
+                return await waiter
+        except TimeoutError:
+            seconds = f"{self._approval_timeout:g}"
+            return McpApprovalResponseItem(
+                approval_request_id=request_id, approve=False, reason=f"No answer within {seconds} s."
+            )
+        finally:
+            self._approval_waiters.pop(request_id, None)
+
+    # ------------------------------------------------------------------ MCP servers
+
+    def _mcp_configs(self) -> list[McpTool]:
+        tools = self.config.tools if isinstance(self.config, RealtimeSessionConfig) else []
+        return [t for t in tools if isinstance(t, McpTool)]
+
+    def _start_mcp_sync(self) -> None:
+        configs = self._mcp_configs()
+        if configs == self._mcp_synced or (not configs and self._mcp is None):
+            return
+        self._mcp_synced = configs
+        previous = self._mcp_sync
+        self._mcp_sync = asyncio.create_task(self._sync_mcp(configs, previous), name="mcp-sync")
+
+    async def _sync_mcp(self, configs: list[McpTool], previous: asyncio.Task[None] | None) -> None:
+        """List the servers' tools, announced as OpenAI does: ``mcp_list_tools`` item added,
+        ``mcp_list_tools.in_progress``, then ``.completed`` or ``.failed`` and the item done."""
+        if previous is not None:
+            await asyncio.wait([previous])
+        if self._mcp is None:
+            self._mcp = McpManager(open_timeout=self._mcp_connect_timeout)
+        announced: dict[str, McpListToolsItem] = {}
+        for config in configs:
+            item = McpListToolsItem(id=new_id("item"), server_label=config.server_label, tools=[])
+            before = self.conversation.insert(item, None)
+            self._emit(ConversationItemAddedEvent(previous_item_id=before, item=item))
+            self._emit(McpListToolsInProgressEvent(item_id=item.id or ""))
+            announced[config.server_label] = item
+        for result in await self._mcp.sync(configs):
+            item = announced[result.server_label]
+            if result.ok:
+                item.tools = list(result.tools or [])
+                self._emit(McpListToolsCompletedEvent(item_id=item.id or ""))
+            else:
+                log.warning("MCP server %r: %s", result.server_label, result.error)
+                self._emit(McpListToolsFailedEvent(item_id=item.id or ""))
+            if item.id is not None and item.id in self.conversation:
+                self._emit(
+                    ConversationItemDoneEvent(
+                        previous_item_id=self.conversation.previous_of(item.id or ""), item=item
+                    )
+                )
+
+    async def _mcp_ready(self) -> None:
+        if self._mcp_sync is not None and not self._mcp_sync.done():
+            await asyncio.wait([self._mcp_sync])
+
+    def _mcp_function_name(self, server_label: str, tool: str) -> str:
+        name = self._mcp.function_name(server_label, tool) if self._mcp is not None else None
+        return name or mcp_function_name(server_label, tool)
+
+    def _mcp_tool(self, function_name: str) -> tuple[str, str, bool] | None:
+        if self._mcp is None:
+            return None
+        resolved = self._mcp.resolve(function_name)
+        if resolved is None:
+            return None
+        label, tool = resolved
+        return label, tool, self._mcp.needs_approval(label, tool)
+
+    def _llm_tools(self, tools: list[Any]) -> list[ChatTool]:
+        out = _chat_tools(tools)
+        labels = {t.server_label for t in tools if isinstance(t, McpTool)}
+        if self._mcp is not None and labels:
+            for tool in self._mcp.function_tools():
+                resolved = self._mcp.resolve(tool.name or "")
+                if resolved is not None and resolved[0] in labels:
+                    out.append(ChatTool(tool.name or "", tool.description or "", tool.parameters or {}))
+        return out
+
+    def _llm_tool_choice(self, choice: Any) -> str | dict[str, Any]:
+        if getattr(choice, "type", None) == "mcp":
+            name = getattr(choice, "name", None)
+            function = self._mcp.function_name(choice.server_label, name) if self._mcp and name else None
+            return {"type": "function", "function": {"name": function}} if function else "required"
+        return _chat_tool_choice(choice)
 
     def _judge(self, tool: str, arguments: str) -> Decision | None:
         """The operator's policy on one call; an allowed call is counted."""

@@ -134,6 +134,9 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
         stt_slots=backends.stt_slots,
         accepts_images=backends.chat.accepts_images,
         policy=backends.policy,
+        mcp_timeout=settings.mcp_call_seconds,
+        mcp_connect_timeout=settings.mcp_connect_seconds,
+        approval_timeout=settings.mcp_approval_seconds,
         emit=outbox.emit,
     )
     writer = asyncio.create_task(outbox.run(), name="ws-writer")
