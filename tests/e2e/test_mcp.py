@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.realtime_client import collect_until, connect, of_type, recv
-from tests.support.mcp_server import McpTestServer
+from tests.support.mcp_server import EverythingServer, McpTestServer, everything_server_missing
 
 pytestmark = pytest.mark.e2e
 
@@ -191,3 +191,57 @@ async def test_retrieve_an_mcp_list_tools_item(palaver_server, llm, mcp_url) -> 
         retrieved = await recv(conn)
         assert retrieved.type == "conversation.item.retrieved" and retrieved.item.type == "mcp_list_tools"
         assert len(retrieved.item.tools) >= 5
+
+
+@pytest.mark.skipif(everything_server_missing() is not None, reason=f"{everything_server_missing()}")
+async def test_the_npm_reference_server_through_a_spoken_session(palaver_server, llm) -> None:
+    with EverythingServer() as server:
+        async with connect(palaver_server) as conn:
+            await conn.session.update(
+                session={
+                    "type": "realtime",
+                    "output_modalities": ["audio"],
+                    "audio": {"input": {"turn_detection": None}},
+                    "tools": [
+                        {
+                            "type": "mcp",
+                            "server_label": "everything",
+                            "server_url": server.url,
+                            "allowed_tools": ["echo", "get-sum"],
+                            "require_approval": "never",
+                        }
+                    ],
+                }
+            )
+            events = await collect_until(conn, "mcp_list_tools.completed")
+            listed = (await collect_until(conn, "conversation.item.done"))[-1].item
+            assert sorted(t.name for t in listed.tools) == ["echo", "get-sum"]
+            llm.push_tool_call("mcp__everything__get-sum", json.dumps({"a": 2, "b": 40}))
+            llm.push_text("Two plus forty is forty two.")
+            events = await ask(conn, "What is two plus forty?")
+    response = events[-1].response
+    call, answer = response.output
+    assert call.type == "mcp_call" and "42" in (call.output or "")
+    assert answer.content[0].type == "output_audio"
+    assert answer.content[0].transcript == "Two plus forty is forty two."
+    assert of_type(events, "response.output_audio.delta")  # spoken
+    assert [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"][-1]["content"] == call.output
+
+
+async def test_a_server_dying_during_a_call_fails_that_call_promptly(palaver_server, llm) -> None:
+    with McpTestServer() as server:
+        async with connect(palaver_server) as conn:
+            await open_session(conn, [mcp_tool(server.url)])
+            llm.push_tool_call("mcp__booking__slow", json.dumps({"seconds": 20}))
+            llm.push_text("The booking system went away.")
+            await conn.conversation.item.create(
+                item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]}
+            )
+            await conn.response.create()
+            await collect_until(conn, "response.mcp_call.in_progress")
+            server.kill()  # mid-call
+            events = await collect_until(conn, "response.done", timeout=15)
+    assert of_type(events, "response.mcp_call.failed")
+    call = events[-1].response.output[0]
+    assert call.error is not None and call.error.type == "http_error"
+    assert events[-1].response.output[-1].content[0].text == "The booking system went away."
