@@ -92,7 +92,8 @@ class Events(list[dict[str, Any]]):
         self.changed = asyncio.Event()
 
 
-def build(stt: Any) -> tuple[Session, ScriptedEngine, Events, ThreadPoolExecutor]:
+def build(stt: Any, **options: Any) -> tuple[Session, ScriptedEngine, Events, ThreadPoolExecutor]:
+    """A started session on a scripted engine; ``options`` go to ``Session``."""
     executor = ThreadPoolExecutor(2)
     events = Events()
     engine = ScriptedEngine()
@@ -102,7 +103,7 @@ def build(stt: Any) -> tuple[Session, ScriptedEngine, Events, ThreadPoolExecutor
         events.changed.set()
 
     config = new_realtime_session("gpt-realtime", expires_at=0)
-    session = Session(config=config, engine=engine, stt=stt, executor=executor, emit=emit)
+    session = Session(config=config, engine=engine, stt=stt, executor=executor, emit=emit, **options)
     session.start()
     return session, engine, events, executor
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -14,11 +13,9 @@ import pytest
 
 from palaver.engine.events import OutputAudio, OutputText
 from palaver.protocol.client_events import parse_client_event
-from palaver.protocol.server_events import ServerEvent
-from palaver.protocol.session_config import new_realtime_session
 from palaver.session.session import Session
 from palaver.turn.detector import BargeInGuard
-from tests.session.test_session_invariants import DONE, Events, FakeSTT, ScriptedEngine, release, until
+from tests.session.test_session_invariants import DONE, Events, FakeSTT, ScriptedEngine, build, release, until
 
 
 class LoudnessStream:
@@ -59,25 +56,7 @@ VAD = {"type": "server_vad", "silence_duration_ms": 300, "prefix_padding_ms": 20
 
 
 def make(turn_detection: dict[str, Any], **options: Any) -> tuple[Session, ScriptedEngine, Events]:
-    executor = ThreadPoolExecutor(2)
-    events = Events()
-    engine = ScriptedEngine()
-
-    def emit(event: ServerEvent) -> None:
-        events.append(json.loads(event.to_json()))
-        events.changed.set()
-
-    config = new_realtime_session("gpt-realtime", expires_at=0)
-    session = Session(
-        config=config,
-        engine=engine,
-        stt=FakeSTT(),
-        executor=executor,
-        emit=emit,
-        vad=LoudnessVAD(),
-        **options,
-    )
-    session.start()
+    session, engine, events, _ = build(FakeSTT(), vad=LoudnessVAD(), **options)
     update = {"type": "realtime", "audio": {"input": {"turn_detection": turn_detection}}}
     session.handle_event(parse_client_event(json.dumps({"type": "session.update", "session": update})))
     return session, engine, events
