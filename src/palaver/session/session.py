@@ -19,8 +19,8 @@ from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from palaver.audio.formats import InputDecoder, wire_duration_ms, wire_rate
-from palaver.backends.base import ChatTool, SpeechToText, Transcript, VoiceActivityDetector
-from palaver.engine.context import build_messages, mcp_function_name
+from palaver.backends.base import SpeechToText, Transcript, VoiceActivityDetector
+from palaver.engine.context import build_messages
 from palaver.engine.events import EngineEvent, EngineRequest
 from palaver.protocol.audio_config import SemanticVad, ServerVad
 from palaver.protocol.client_events import (
@@ -42,13 +42,9 @@ from palaver.protocol.errors import ProtocolError
 from palaver.protocol.ids import new_id
 from palaver.protocol.items import (
     ConversationItem,
-    FunctionCallOutputItem,
     InputAudioContent,
     InputImageContent,
-    McpApprovalRequestItem,
     McpApprovalResponseItem,
-    McpListToolsItem,
-    McpToolExecutionError,
     MessageItem,
     OutputAudioContent,
 )
@@ -73,9 +69,6 @@ from palaver.protocol.server_events import (
     InputAudioBufferSpeechStoppedEvent,
     InputAudioBufferTimeoutTriggeredEvent,
     LogProb,
-    McpListToolsCompletedEvent,
-    McpListToolsFailedEvent,
-    McpListToolsInProgressEvent,
     ResponseCreatedEvent,
     ServerEvent,
     SessionCreatedEvent,
@@ -87,14 +80,13 @@ from palaver.protocol.session_config import (
     apply_session_update,
     voice_name,
 )
-from palaver.protocol.tools import McpTool
 from palaver.session.conversation import Conversation, StoredAudio
 from palaver.session.images import image_tokens, inspect_image
 from palaver.session.input_audio import InputAudio, Utterance
-from palaver.session.response_run import McpCallSlot, ResponseRun
+from palaver.session.response_run import ResponseRun
+from palaver.session.tooling import SessionTools
 from palaver.session.transcriber import StreamingTranscriber, StreamSlots
-from palaver.tools.mcp import McpError, McpManager
-from palaver.tools.policy import Decision, PolicyState, ToolPolicy
+from palaver.tools.policy import ToolPolicy
 from palaver.turn.detector import BargeInGuard, SpeechStarted, SpeechStopped
 from palaver.turn.idle import IdleTimer
 from palaver.turn.playout import PlayoutTracker
@@ -145,21 +137,20 @@ class Session:
         self._server_playout = server_playout
         self._stt_slots = stt_slots
         self._accepts_images = accepts_images
-        self._policy = policy or ToolPolicy.allow_all()
         self._image_tokens: dict[str, int] = {}  # item id -> input tokens of its images
         self._executor = executor
         self._emit = emit
         self.conversation = Conversation()
         self.conversation_id = new_id("conv")
-        self._policy_state = PolicyState(session_id=config.id)
-        self._mcp: McpManager | None = None
-        self._mcp_sync: asyncio.Task[None] | None = None
-        self._mcp_synced: list[McpTool] = []
-        self._mcp_timeout = mcp_timeout
-        self._mcp_connect_timeout = mcp_connect_timeout
-        self._approval_timeout = approval_timeout
-        self._approval_waiters: dict[str, asyncio.Future[McpApprovalResponseItem]] = {}
-        self._verdicts: dict[str, McpApprovalResponseItem] = {}  # answers that came before they were awaited
+        self._tools = SessionTools(
+            conversation=self.conversation,
+            emit=emit,
+            policy=policy or ToolPolicy.allow_all(),
+            session_id=config.id,
+            mcp_timeout=mcp_timeout,
+            mcp_connect_timeout=mcp_connect_timeout,
+            approval_timeout=approval_timeout,
+        )
         self._input = self._new_input()
         self._playout = PlayoutTracker()
         self._idle = IdleTimer()
@@ -174,7 +165,7 @@ class Session:
 
     def start(self) -> None:
         self._emit(SessionCreatedEvent(session=self.config))
-        self._start_mcp_sync()
+        self._tools.sync(self._configured_tools())
 
     async def close(self) -> None:
         """The client is gone: stop all work, send nothing more."""
@@ -185,10 +176,7 @@ class Session:
                 run.task.cancel()
         self._input.close()
         self._disarm_idle()
-        if self._mcp_sync is not None:
-            self._mcp_sync.cancel()
-        if self._mcp is not None:
-            await self._mcp.aclose()
+        await self._tools.aclose()
         for task in list(self._transcripts.values()):
             task.cancel()
         tasks = [r.task for r in self._runs.values() if r.task is not None] + list(self._transcripts.values())
@@ -301,7 +289,7 @@ class Session:
         elif new.turn_detection != old.turn_detection:
             self._input.configure_turns(new.turn_detection, self._barge_in)  # applies at once
         self._emit(SessionUpdatedEvent(session=self.config))
-        self._start_mcp_sync()
+        self._tools.sync(self._configured_tools())
 
     # ------------------------------------------------------------------ input audio
 
@@ -485,15 +473,7 @@ class Session:
         if isinstance(item, MessageItem):
             self._image_tokens[item.id] = self._check_images(item, "item")
         if isinstance(item, McpApprovalResponseItem):
-            request = self.conversation.get(
-                item.approval_request_id, event_id=event.event_id, param="item.approval_request_id"
-            )
-            if not isinstance(request, McpApprovalRequestItem):
-                raise ProtocolError(
-                    f"Item '{item.approval_request_id}' is not an approval request.",
-                    code="invalid_value",
-                    param="item.approval_request_id",
-                )
+            self._tools.check_approval_response(item, event.event_id)
         audio_parts = (
             [p for p in item.content if isinstance(p, InputAudioContent)]
             if isinstance(item, MessageItem)
@@ -516,11 +496,7 @@ class Session:
         self._emit(ConversationItemAddedEvent(previous_item_id=previous, item=item))
         self._emit(ConversationItemDoneEvent(previous_item_id=previous, item=item))
         if isinstance(item, McpApprovalResponseItem):
-            waiter = self._approval_waiters.get(item.approval_request_id)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(item)
-            else:
-                self._verdicts[item.approval_request_id] = item
+            self._tools.approval_arrived(item)
         if audio_parts and isinstance(item, MessageItem):
             transcriber = self._new_transcriber()
             decoder = InputDecoder(self._input_format(), self._stt.sample_rate)
@@ -695,8 +671,8 @@ class Session:
             output_format=fmt.type,
             on_audio=self._audio_out,
             image_tokens=self._context_image_tokens(context),
-            judge=self._judge,
-            mcp_tool=self._mcp_tool,
+            judge=self._tools.judge,
+            mcp_tool=self._tools.mcp_tool,
         )
         self._runs[run.id] = run
         if not out_of_band:
@@ -740,10 +716,12 @@ class Session:
     ) -> None:
         try:
             await self._await_transcripts(context)
-            await self._mcp_ready()
+            await self._tools.ready()
             tools, tool_choice = tooling
             request = dataclasses.replace(
-                request, tools=self._llm_tools(tools), tool_choice=self._llm_tool_choice(tool_choice)
+                request,
+                tools=self._tools.llm_tools(tools),
+                tool_choice=self._tools.llm_tool_choice(tool_choice),
             )
             answered: list[ConversationItem] = []  # tool results the server made during this response
             for _ in range(MAX_TOOL_ROUNDS):
@@ -751,7 +729,7 @@ class Session:
                     items = self.conversation.items  # with what arrived meanwhile (approvals, outputs)
                 else:
                     items = [*context, *run.response.output, *answered]
-                messages = build_messages(instructions, items, mcp_name=self._mcp_function_name)
+                messages = build_messages(instructions, items, mcp_name=self._tools.function_name)
                 async with contextlib.aclosing(
                     self._engine.generate(dataclasses.replace(request, messages=messages))
                 ) as events:
@@ -760,7 +738,7 @@ class Session:
                             break
                         run.handle(event)
                         await asyncio.sleep(0)  # let client events (a cancel) in between chunks
-                results = await self._server_side_tools(run)
+                results = await self._tools.answer(run)
                 if not results or run.closed:
                     break
                 answered += results  # the brain goes on with them, in the same response
@@ -785,161 +763,8 @@ class Session:
             if self._active is run:
                 self._active = None
 
-    async def _server_side_tools(self, run: ResponseRun) -> list[ConversationItem]:
-        """Answer what the server must answer itself after a round of the brain: function calls
-        the policy refused. Returns the result items, in the conversation when the response is."""
-        results: list[ConversationItem] = []
-        for call, decision in run.refused:
-            output = FunctionCallOutputItem(
-                id=new_id("item"), call_id=call.call_id or call.id or "", output=decision.refusal_output()
-            )
-            if run.response.conversation_id is not None:
-                previous = self.conversation.insert(output, None)
-                self._emit(ConversationItemAddedEvent(previous_item_id=previous, item=output))
-                self._emit(ConversationItemDoneEvent(previous_item_id=previous, item=output))
-            results.append(output)
-        run.refused.clear()
-        for slot in list(run.mcp_calls):
-            results.extend(await self._run_mcp_call(run, slot))
-        run.mcp_calls.clear()
-        return results
-
-    async def _run_mcp_call(self, run: ResponseRun, slot: McpCallSlot) -> list[ConversationItem]:
-        """Approve (if asked), check against the policy, call, and record the outcome."""
-        done: list[ConversationItem] = []
-        if slot.approval is not None:
-            verdict = await self._approval(slot.approval.id or "")
-            done.append(verdict)
-            if not verdict.approve or run.closed:
-                return done  # not called; the brain sees the denial
-            run.announce_mcp_call(slot, approval_request_id=slot.approval.id)
-            run.mcp_arguments_done(slot)
-        assert slot.item is not None
-        tool = f"mcp:{slot.server_label}:{slot.name}"
-        decision = self._policy.decide(tool, slot.arguments, state=self._policy_state)
-        if decision.needs_confirmation and slot.approval is not None:
-            self._policy_state.confirm(tool, slot.arguments)  # the approval was the confirmation
-            decision = self._policy.decide(tool, slot.arguments, state=self._policy_state)
-        done.append(slot.item)
-        if not decision.allowed:
-            run.mcp_call_done(
-                slot, output=None, error=McpToolExecutionError(message=decision.refusal_output())
-            )
-            return done
-        self._policy_state.record(tool, decision)
-        run.mcp_call_in_progress(slot)
-        assert self._mcp is not None
-        try:
-            output = await self._mcp.call(
-                slot.server_label, slot.name, slot.arguments, timeout=self._mcp_timeout
-            )
-        except McpError as exc:
-            log.warning("MCP call %s failed: %s", tool, exc)
-            run.mcp_call_done(slot, output=None, error=exc.to_item_error())
-        else:
-            run.mcp_call_done(slot, output=output, error=None)
-        return done
-
-    async def _approval(self, request_id: str) -> McpApprovalResponseItem:
-        """The client's answer to an approval request; no answer in time counts as a denial."""
-        verdict = self._verdicts.pop(request_id, None)
-        if verdict is not None:
-            return verdict
-        waiter: asyncio.Future[McpApprovalResponseItem] = asyncio.get_running_loop().create_future()
-        self._approval_waiters[request_id] = waiter
-        try:
-            async with asyncio.timeout(self._approval_timeout):
-                return await waiter
-        except TimeoutError:
-            seconds = f"{self._approval_timeout:g}"
-            return McpApprovalResponseItem(
-                approval_request_id=request_id, approve=False, reason=f"No answer within {seconds} s."
-            )
-        finally:
-            self._approval_waiters.pop(request_id, None)
-
-    # ------------------------------------------------------------------ MCP servers
-
-    def _mcp_configs(self) -> list[McpTool]:
-        tools = self.config.tools if isinstance(self.config, RealtimeSessionConfig) else []
-        return [t for t in tools if isinstance(t, McpTool)]
-
-    def _start_mcp_sync(self) -> None:
-        configs = self._mcp_configs()
-        if configs == self._mcp_synced or (not configs and self._mcp is None):
-            return
-        self._mcp_synced = configs
-        previous = self._mcp_sync
-        self._mcp_sync = asyncio.create_task(self._sync_mcp(configs, previous), name="mcp-sync")
-
-    async def _sync_mcp(self, configs: list[McpTool], previous: asyncio.Task[None] | None) -> None:
-        """List the servers' tools, announced as OpenAI does: ``mcp_list_tools`` item added,
-        ``mcp_list_tools.in_progress``, then ``.completed`` or ``.failed`` and the item done."""
-        if previous is not None:
-            await asyncio.wait([previous])
-        if self._mcp is None:
-            self._mcp = McpManager(open_timeout=self._mcp_connect_timeout)
-        announced: dict[str, McpListToolsItem] = {}
-        for config in configs:
-            item = McpListToolsItem(id=new_id("item"), server_label=config.server_label, tools=[])
-            before = self.conversation.insert(item, None)
-            self._emit(ConversationItemAddedEvent(previous_item_id=before, item=item))
-            self._emit(McpListToolsInProgressEvent(item_id=item.id or ""))
-            announced[config.server_label] = item
-        for result in await self._mcp.sync(configs):
-            item = announced[result.server_label]
-            if result.ok:
-                item.tools = list(result.tools or [])
-                self._emit(McpListToolsCompletedEvent(item_id=item.id or ""))
-            else:
-                log.warning("MCP server %r: %s", result.server_label, result.error)
-                self._emit(McpListToolsFailedEvent(item_id=item.id or ""))
-            if item.id is not None and item.id in self.conversation:
-                self._emit(
-                    ConversationItemDoneEvent(
-                        previous_item_id=self.conversation.previous_of(item.id or ""), item=item
-                    )
-                )
-
-    async def _mcp_ready(self) -> None:
-        if self._mcp_sync is not None and not self._mcp_sync.done():
-            await asyncio.wait([self._mcp_sync])
-
-    def _mcp_function_name(self, server_label: str, tool: str) -> str:
-        name = self._mcp.function_name(server_label, tool) if self._mcp is not None else None
-        return name or mcp_function_name(server_label, tool)
-
-    def _mcp_tool(self, function_name: str) -> tuple[str, str, bool] | None:
-        if self._mcp is None:
-            return None
-        resolved = self._mcp.resolve(function_name)
-        if resolved is None:
-            return None
-        label, tool = resolved
-        return label, tool, self._mcp.needs_approval(label, tool)
-
-    def _llm_tools(self, tools: list[Any]) -> list[ChatTool]:
-        out = _chat_tools(tools)
-        labels = {t.server_label for t in tools if isinstance(t, McpTool)}
-        if self._mcp is not None and labels:
-            for tool in self._mcp.function_tools():
-                resolved = self._mcp.resolve(tool.name or "")
-                if resolved is not None and resolved[0] in labels:
-                    out.append(ChatTool(tool.name or "", tool.description or "", tool.parameters or {}))
-        return out
-
-    def _llm_tool_choice(self, choice: Any) -> str | dict[str, Any]:
-        if getattr(choice, "type", None) == "mcp":
-            name = getattr(choice, "name", None)
-            function = self._mcp.function_name(choice.server_label, name) if self._mcp and name else None
-            return {"type": "function", "function": {"name": function}} if function else "required"
-        return _chat_tool_choice(choice)
-
-    def _judge(self, tool: str, arguments: str) -> Decision | None:
-        """The operator's policy on one call; an allowed call is counted."""
-        decision = self._policy.decide(tool, arguments, state=self._policy_state)
-        self._policy_state.record(tool, decision)
-        return decision
+    def _configured_tools(self) -> list[Any]:
+        return self.config.tools if isinstance(self.config, RealtimeSessionConfig) else []
 
     def _response_cancel(self, event: ResponseCancelEvent) -> None:
         run = self._runs.get(event.response_id) if event.response_id else self._active
@@ -957,26 +782,3 @@ class Session:
             self._active = None
         if run.task is not None:
             run.task.cancel()
-
-
-def _chat_tools(tools: list[Any]) -> list[ChatTool]:
-    out: list[ChatTool] = []
-    for tool in tools:
-        if getattr(tool, "type", None) == "function":
-            out.append(
-                ChatTool(
-                    name=tool.name or "",
-                    description=tool.description or "",
-                    parameters=tool.parameters or {"type": "object", "properties": {}},
-                )
-            )
-    return out
-
-
-def _chat_tool_choice(choice: Any) -> str | dict[str, Any]:
-    if isinstance(choice, str):
-        return choice
-    name = getattr(choice, "name", None)
-    if getattr(choice, "type", None) == "function" and name:
-        return {"type": "function", "function": {"name": name}}
-    return "auto"
