@@ -130,6 +130,12 @@ def parse_via(value: str) -> Via:
         v = _param_lookup(params, name)
         if v == "":
             raise _err("Via", f"{name} without a value")
+    rport = _param_lookup(params, "rport")
+    if rport:
+        try:
+            parse_uint(rport, 65535)
+        except ValueError:
+            raise _err("Via", "rport is not a port number") from None
     return Via(protocol, version, transport.upper(), host, port, params)
 
 

@@ -49,7 +49,7 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_URI_LENGTH = 4096
 MAX_HEADER_LINES = 1000
 
-_VERSION_RE = re.compile(r"SIP/(\d+)\.(\d+)", re.I)
+_VERSION_RE = re.compile(r"SIP/(\d{1,9})\.(\d{1,9})", re.I)
 _SINGLE = ("Call-ID", "CSeq", "From", "To", "Max-Forwards")
 _REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
 
