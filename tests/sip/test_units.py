@@ -273,3 +273,13 @@ def test_framer_waits_for_body() -> None:
     framer = StreamFramer()
     assert framer.feed(OPTIONS[:-2]) == []
     assert framer.feed(OPTIONS[-2:]) == [parse_message(OPTIONS)]
+
+
+def test_framer_byte_at_a_time_large_header_is_linear() -> None:
+    pad = b"X-Pad: " + b"a" * 60000 + b"\r\n"
+    msg = OPTIONS.replace(b"CSeq: 1 OPTIONS\r\n", b"CSeq: 1 OPTIONS\r\n" + pad)
+    framer = StreamFramer()
+    out: list[object] = []
+    for i in range(len(msg)):
+        out += framer.feed(msg[i : i + 1])
+    assert out == [parse_message(msg)]

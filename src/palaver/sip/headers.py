@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ._lex import TOKEN_CHARS, WORD_CHARS, is_token, parse_quoted, parse_uint, split_top_level
 from .errors import SipParseError
 from .message import Headers
-from .uri import URI, SipURI, parse_uri, split_hostport
+from .uri import URI, parse_uri, split_hostport
 
 __all__ = [
     "CSeq",
@@ -254,10 +254,6 @@ def parse_call_id(value: str) -> str:
     if not local or (at and not host) or any(c not in WORD_CHARS for c in local + host):
         raise _err("Call-ID", "expected word[@word]")
     return v
-
-
-def is_sip_uri(uri: URI) -> bool:
-    return isinstance(uri, SipURI)
 
 
 def split_list(headers: Headers, name: str) -> list[str]:

@@ -286,6 +286,7 @@ class StreamFramer:
         self._max_body = max_body_bytes
         self._head: _Head | None = None
         self._need = 0
+        self._scanned = 0
         self.broken = False
         self.keepalives = 0
 
@@ -329,11 +330,15 @@ class StreamFramer:
             while self._buf[:2] == b"\r\n":
                 del self._buf[:2]
                 self.keepalives += 1
-            end = self._buf.find(b"\r\n\r\n")
+                self._scanned = 0
+            # Resume the search where the last one stopped: byte-at-a-time feeding stays linear.
+            end = self._buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
             if end < 0:
+                self._scanned = len(self._buf)
                 if len(self._buf) > self._max_header:
                     raise self._fail(_error(400, "Header section too long"))
                 return None
+            self._scanned = 0
             if end > self._max_header:
                 raise self._fail(_error(400, "Header section too long"))
             raw_head = bytes(self._buf[:end])
