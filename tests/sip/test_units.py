@@ -208,6 +208,8 @@ def test_datagram_framing_rules() -> None:
         b"garbage\r\n\r\n",
         b"\xff\xfe\r\n\r\n",
         b"SIP/2.0 200\r\n\r\n",
+        b"SIP/2.0 099 Low\r\n\r\n",
+        b"SIP/2.0 700 High\r\n\r\n",
         b"A B C\r\n\r\n",
     ],
 )

@@ -157,7 +157,7 @@ def _build_inner(head: _Head, body: bytes) -> Request | Response:
             raise _error(400, "Malformed status line", head)
         version, code, reason = parts
         _check_version(version, head)
-        if len(code) != 3 or not code.isascii() or not code.isdigit() or code[0] == "0":
+        if len(code) != 3 or not code.isascii() or not code.isdigit() or code[0] not in "123456":
             raise _error(400, "Malformed status code", head)
         msg: Request | Response = Response(version.upper(), int(code), reason, h, body)
     else:
