@@ -1,8 +1,9 @@
 """Seeded mutation fuzzing of the datagram parser and the stream framer.
 
-``hypothesis`` is not installed in the dev venv, so this is a bounded, seeded
-``random`` mutator: bit flips, truncations, insertions, deletions, splices of
-SIP-significant bytes, and random stream chunkings.  The parser and framer must
+A bounded, seeded ``random`` mutator (many cases, cheap): bit flips,
+truncations, insertions, deletions, splices of SIP-significant bytes, and
+random stream chunkings.  test_fuzz_hypothesis.py drives the same mutations
+through hypothesis.  The parser and framer must
 only ever give a message or a SipParseError; the catch-all that turns a
 foreign exception into "Unparseable message" must never fire.
 """

@@ -38,10 +38,13 @@ def test_public_api_pinned() -> None:
     assert sorted(sip.__all__) == sorted(
         [
             "COMPACT_FORMS",
+            "REASON_PHRASES",
             "URI",
             "AbsoluteURI",
+            "AuthHeader",
             "CSeq",
             "Headers",
+            "MediaType",
             "Message",
             "NameAddr",
             "Request",
@@ -53,16 +56,28 @@ def test_public_api_pinned() -> None:
             "Via",
             "canonical_name",
             "format_name_addr",
+            "make_response",
+            "parse_auth_header",
             "parse_call_id",
+            "parse_contacts",
             "parse_content_length",
+            "parse_content_type",
             "parse_cseq",
+            "parse_expires",
             "parse_max_forwards",
             "parse_message",
             "parse_name_addr",
+            "parse_routes",
+            "parse_token_list",
             "parse_uri",
             "parse_via",
+            "quote_string",
+            "reason_phrase",
+            "response_for_error",
         ]
     )
+    for name in sip.__all__:
+        assert hasattr(sip, name), name
 
 
 @pytest.mark.parametrize(

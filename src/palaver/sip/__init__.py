@@ -1,34 +1,46 @@
-"""Sans-I/O SIP (RFC 3261): the message layer.
+"""Sans-I/O SIP (RFC 3261): messages and transactions.
 
 Bytes in, typed messages out; malformed peer input becomes a SipParseError
-carrying the status to answer.  No sockets, no asyncio, no clocks.
+carrying the status to answer.  Transactions take messages and ``now`` and
+return actions.  No sockets, no asyncio, no clocks.
 """
 
 from __future__ import annotations
 
+from .challenge import AuthHeader, parse_auth_header, quote_string
 from .errors import SipParseError
 from .headers import (
     CSeq,
+    MediaType,
     NameAddr,
     Via,
     format_name_addr,
     parse_call_id,
+    parse_contacts,
     parse_content_length,
+    parse_content_type,
     parse_cseq,
+    parse_expires,
     parse_max_forwards,
     parse_name_addr,
+    parse_routes,
+    parse_token_list,
     parse_via,
 )
 from .message import COMPACT_FORMS, Headers, Message, Request, Response, canonical_name
 from .parser import StreamFramer, parse_message
+from .status import REASON_PHRASES, make_response, reason_phrase, response_for_error
 from .uri import URI, AbsoluteURI, SipURI, TelURI, parse_uri
 
 __all__ = [
     "COMPACT_FORMS",
+    "REASON_PHRASES",
     "URI",
     "AbsoluteURI",
+    "AuthHeader",
     "CSeq",
     "Headers",
+    "MediaType",
     "Message",
     "NameAddr",
     "Request",
@@ -40,12 +52,22 @@ __all__ = [
     "Via",
     "canonical_name",
     "format_name_addr",
+    "make_response",
+    "parse_auth_header",
     "parse_call_id",
+    "parse_contacts",
     "parse_content_length",
+    "parse_content_type",
     "parse_cseq",
+    "parse_expires",
     "parse_max_forwards",
     "parse_message",
     "parse_name_addr",
+    "parse_routes",
+    "parse_token_list",
     "parse_uri",
     "parse_via",
+    "quote_string",
+    "reason_phrase",
+    "response_for_error",
 ]

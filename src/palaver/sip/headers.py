@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from ._lex import TOKEN_CHARS, WORD_CHARS, is_token, parse_quoted, parse_uint, split_top_level
 from .errors import SipParseError
@@ -17,15 +18,22 @@ from .uri import URI, parse_uri, split_hostport
 
 __all__ = [
     "CSeq",
+    "MediaType",
     "NameAddr",
     "Params",
     "Via",
     "parse_call_id",
+    "parse_contacts",
     "parse_content_length",
+    "parse_content_type",
     "parse_cseq",
+    "parse_expires",
     "parse_max_forwards",
     "parse_name_addr",
+    "parse_routes",
+    "parse_token_list",
     "parse_via",
+    "split_list",
 ]
 
 Params = tuple[tuple[str, str | None], ...]
@@ -109,6 +117,25 @@ class Via:
     def has_rport(self) -> bool:
         return self.param("rport") is not None
 
+    @property
+    def maddr(self) -> str | None:
+        return self.param("maddr")
+
+    @property
+    def ttl(self) -> int | None:
+        value = self.param("ttl")
+        return int(value) if value and value.isdigit() and len(value) <= 3 else None
+
+    @property
+    def sent_by(self) -> tuple[str, int | None]:
+        """``(host, port)`` as written; the host lower-cased for comparison."""
+        return self.host.lower(), self.port
+
+    def __str__(self) -> str:
+        port = "" if self.port is None else f":{self.port}"
+        params = "".join(f";{k}" if v is None else f";{k}={v}" for k, v in self.params)
+        return f"{self.protocol}/{self.version}/{self.transport} {self.host}{port}{params}"
+
 
 _VIA_RE = re.compile(r"\s*([^\s/;]+)\s*/\s*([^\s/;]+)\s*/\s*([^\s/;]+)\s+([^\s;]+)\s*(;.*)?", re.S)
 
@@ -130,6 +157,12 @@ def parse_via(value: str) -> Via:
         v = _param_lookup(params, name)
         if v == "":
             raise _err("Via", f"{name} without a value")
+    ttl = _param_lookup(params, "ttl")
+    if ttl is not None:
+        try:
+            parse_uint(ttl, 255)
+        except ValueError:
+            raise _err("Via", "ttl is not in 0..255") from None
     rport = _param_lookup(params, "rport")
     if rport:
         try:
@@ -270,3 +303,63 @@ def split_list(headers: Headers, name: str) -> list[str]:
                 raise _err(name, "empty list element")
             out.append(part)
     return out
+
+
+def parse_contacts(headers: Headers) -> tuple[NameAddr, ...] | Literal["*"]:
+    """Every Contact (over all lines), or ``"*"`` for the REGISTER wildcard."""
+    values = split_list(headers, "Contact")
+    if "*" in values:
+        if len(values) != 1:
+            raise _err("Contact", "'*' must be the only Contact")
+        return "*"
+    return tuple(parse_name_addr(v, "Contact") for v in values)
+
+
+def parse_routes(headers: Headers, name: str = "Route") -> tuple[NameAddr, ...]:
+    """Route, Record-Route (or Path): every element, in order."""
+    return tuple(parse_name_addr(v, name) for v in split_list(headers, name))
+
+
+def parse_token_list(headers: Headers, name: str) -> tuple[str, ...]:
+    """Allow, Supported, Require, Proxy-Require, Unsupported: the tokens, in order."""
+    out = tuple(split_list(headers, name))
+    for token in out:
+        if not is_token(token):
+            raise _err(name, f"{token[:40]!r} is not a token")
+    return out
+
+
+def parse_expires(value: str) -> int:
+    """Expires header (delta-seconds, 0..2**32-1)."""
+    try:
+        return parse_uint(value.strip(), MAX_CSEQ)
+    except ValueError:
+        raise _err("Expires", "not in 0..2**32-1") from None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaType:
+    """Content-Type / Accept element: ``type/subtype;params`` (type and subtype lower-cased)."""
+
+    type: str
+    subtype: str
+    params: Params = ()
+
+    @property
+    def mime(self) -> str:
+        return f"{self.type}/{self.subtype}"
+
+    def param(self, name: str) -> str | None:
+        return _param_lookup(self.params, name)
+
+    def __str__(self) -> str:
+        return self.mime + "".join(f";{k}" if v is None else f";{k}={v}" for k, v in self.params)
+
+
+def parse_content_type(value: str) -> MediaType:
+    mime, semi, ptext = value.partition(";")
+    type_, slash, subtype = mime.partition("/")
+    type_, subtype = type_.strip(), subtype.strip()
+    if not slash or not is_token(type_) or not is_token(subtype):
+        raise _err("Content-Type", "expected type/subtype")
+    return MediaType(type_.lower(), subtype.lower(), _parse_params(semi + ptext, "Content-Type"))
