@@ -195,3 +195,41 @@ async def test_idle_timeout_prompts_the_user(closing) -> None:
     assert committed["item_id"] == timeout["item_id"]
     await until(events, "response.done", 2)
     assert len(of(events, "response.created")) == 2
+
+
+async def test_output_audio_buffer_clear_cuts_server_playout(closing) -> None:
+    clock = Clock()
+    cleared: list[bool] = []
+    session, engine, events = make(
+        {**VAD, "create_response": False},
+        clock=clock,
+        server_playout=True,
+        on_playout_clear=lambda: cleared.append(True),
+    )
+    closing.append(session)
+    engine.script = [OutputText("One two three four. "), OutputAudio(b"\1\0" * 24000 * 2, 24000), DONE]
+    await session.handle_frame(json.dumps({"type": "response.create"}))
+    await until(events, "response.done")
+    item_id = of(events, "response.output_item.done")[0]["item"]["id"]
+    clock.now += 0.5
+    await session.handle_frame(json.dumps({"type": "output_audio_buffer.clear"}))
+    assert cleared == [True]
+    truncated = of(events, "conversation.item.truncated")
+    assert [(t["item_id"], t["audio_end_ms"]) for t in truncated] == [(item_id, 500)]
+    assert not of(events, "error")
+
+
+async def test_output_audio_buffer_clear_is_an_error_without_server_playout(closing) -> None:
+    session, _, events = make({**VAD, "create_response": False})
+    closing.append(session)
+    await session.handle_frame(json.dumps({"type": "output_audio_buffer.clear", "event_id": "c1"}))
+    errors = of(events, "error")
+    assert len(errors) == 1 and errors[0]["error"]["event_id"] == "c1"
+
+
+async def test_dtmf_becomes_an_event(closing) -> None:
+    session, _, events = make({**VAD, "create_response": False})
+    closing.append(session)
+    session.dtmf("5")
+    (dtmf,) = of(events, "input_audio_buffer.dtmf_event_received")
+    assert dtmf["event"] == "5" and dtmf["received_at"] > 1_700_000_000

@@ -65,6 +65,7 @@ from palaver.protocol.server_events import (
     ConversationItemTruncatedEvent,
     InputAudioBufferClearedEvent,
     InputAudioBufferCommittedEvent,
+    InputAudioBufferDtmfEventReceivedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
     InputAudioBufferTimeoutTriggeredEvent,
@@ -121,6 +122,7 @@ class Session:
         barge_in: BargeInGuard | None = None,
         clock: Callable[[], float] = time.monotonic,
         server_playout: bool = False,
+        on_playout_clear: Callable[[], None] | None = None,
         stt_slots: StreamSlots | None = None,
         accepts_images: bool = True,
         policy: ToolPolicy | None = None,
@@ -135,6 +137,7 @@ class Session:
         self._barge_in = barge_in
         self._clock = clock
         self._server_playout = server_playout
+        self._on_playout_clear = on_playout_clear
         self._stt_slots = stt_slots
         self._accepts_images = accepts_images
         self._image_tokens: dict[str, int] = {}  # item id -> input tokens of its images
@@ -214,12 +217,14 @@ class Session:
         elif isinstance(event, InputAudioBufferClearEvent):
             self._clear_input()
         elif isinstance(event, OutputAudioBufferClearEvent):
-            raise ProtocolError(
-                "output_audio_buffer.clear is only supported on WebRTC and SIP sessions; "
-                "WebSocket clients play audio themselves (send conversation.item.truncate).",
-                code="invalid_value",
-                param="type",
-            )
+            if not self._server_playout:
+                raise ProtocolError(
+                    "output_audio_buffer.clear is only supported on WebRTC and SIP sessions; "
+                    "WebSocket clients play audio themselves (send conversation.item.truncate).",
+                    code="invalid_value",
+                    param="type",
+                )
+            self._interrupt_playout()
         elif isinstance(event, ConversationItemCreateEvent):
             self._item_create(event)
         elif isinstance(event, ConversationItemRetrieveEvent):
@@ -297,13 +302,23 @@ class Session:
         return self._clock() * 1000.0
 
     def _append(self, event: InputAudioBufferAppendEvent) -> None:
-        wire = event.audio_bytes()
+        self.feed_audio(event.audio_bytes())
+
+    def feed_audio(self, wire: bytes) -> None:
+        """Input audio from a media transport (SIP, WebRTC), in the session's input format."""
+        if self._closed:
+            return
         speaking = self._playout.speaking(self._now_ms())
         for turn_event in self._input.append(wire, assistant_speaking=speaking):
             if isinstance(turn_event, SpeechStarted):
                 self._speech_started(turn_event)
             else:
                 self._speech_stopped(turn_event)
+
+    def dtmf(self, digit: str) -> None:
+        """A key pressed on a phone call (RFC 4733 or SIP INFO): tell the client."""
+        if not self._closed:
+            self._emit(InputAudioBufferDtmfEventReceivedEvent(event=digit, received_at=int(time.time())))
 
     def _speech_started(self, event: SpeechStarted) -> None:
         self._disarm_idle()
@@ -592,6 +607,8 @@ class Session:
         heard = self._playout.clear(self._now_ms())
         if not self._server_playout:
             return
+        if self._on_playout_clear is not None:
+            self._on_playout_clear()  # the transport drops what it has not sent yet
         for item_id, played_ms in heard.items():
             if item_id not in self.conversation:
                 continue
