@@ -1,13 +1,24 @@
-"""Sans-I/O SIP (RFC 3261): messages and transactions.
+"""Sans-I/O SIP (RFC 3261): messages, transactions, dialogs, digest and the UA core.
 
 Bytes in, typed messages out; malformed peer input becomes a SipParseError
 carrying the status to answer.  Transactions take messages and ``now`` and
-return actions.  No sockets, no asyncio, no clocks.
+return actions; the UserAgent takes messages and ``now`` and queues
+transmits and events.  No sockets, no asyncio, no clocks.
 """
 
 from __future__ import annotations
 
 from .challenge import AuthHeader, parse_auth_header, quote_string
+from .dialog import Dialog, DialogId, dialog_id_of
+from .digest import (
+    DigestError,
+    DigestServer,
+    Verdict,
+    Verification,
+    authorization,
+    choose_challenge,
+    digest_response,
+)
 from .errors import SipParseError
 from .headers import (
     CSeq,
@@ -30,6 +41,7 @@ from .headers import (
 from .matching import MAGIC_COOKIE, TransactionTable, client_key, is_rfc3261_branch, server_key
 from .message import COMPACT_FORMS, Headers, Message, Request, Response, canonical_name
 from .parser import StreamFramer, parse_message
+from .peer import Peer, TransportName
 from .status import REASON_PHRASES, make_response, reason_phrase, response_for_error
 from .timers import DEFAULT_TIMERS, Timer, TimerConfig
 from .transaction import (
@@ -52,6 +64,20 @@ from .transaction import (
     make_ack,
     server_transaction,
 )
+from .ua import (
+    CallCancelled,
+    CallConfirmed,
+    CallEnded,
+    CallStateError,
+    IncomingCall,
+    InfoReceived,
+    ReferStatus,
+    ReInvite,
+    UaConfig,
+    UaEvent,
+    UserAgent,
+)
+from .ua_policy import InboundPolicy, Network
 from .uri import URI, AbsoluteURI, SipURI, TelURI, parse_uri
 
 __all__ = [
@@ -64,16 +90,31 @@ __all__ = [
     "Action",
     "AuthHeader",
     "CSeq",
+    "CallCancelled",
+    "CallConfirmed",
+    "CallEnded",
+    "CallStateError",
     "ClientTransaction",
     "Deliver",
+    "Dialog",
+    "DialogId",
+    "DigestError",
+    "DigestServer",
     "Headers",
+    "InboundPolicy",
+    "IncomingCall",
+    "InfoReceived",
     "InviteClientTransaction",
     "InviteServerTransaction",
     "MediaType",
     "Message",
     "NameAddr",
+    "Network",
     "NonInviteClientTransaction",
     "NonInviteServerTransaction",
+    "Peer",
+    "ReInvite",
+    "ReferStatus",
     "Request",
     "Response",
     "Send",
@@ -91,10 +132,20 @@ __all__ = [
     "TransactionError",
     "TransactionTable",
     "TransportFailed",
+    "TransportName",
+    "UaConfig",
+    "UaEvent",
+    "UserAgent",
+    "Verdict",
+    "Verification",
     "Via",
+    "authorization",
     "canonical_name",
+    "choose_challenge",
     "client_key",
     "client_transaction",
+    "dialog_id_of",
+    "digest_response",
     "format_name_addr",
     "is_rfc3261_branch",
     "make_ack",
