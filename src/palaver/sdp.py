@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from palaver.rtp.srtp import CryptoAttribute, SrtpError, SrtpParams, generate_key
+
 __all__ = [
     "Attribute",
     "Chosen",
@@ -38,6 +40,7 @@ _MIRROR: dict[Direction, Direction] = {
 _STATIC: dict[int, tuple[str, int]] = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
 _SUPPORTED = ("PCMU", "PCMA")
 _RTP_PROTOS = ("RTP/AVP", "RTP/AVPF")
+_SRTP_PROTOS = ("RTP/SAVP", "RTP/SAVPF")
 # Session-level line types we keep verbatim, in the order RFC 8866 §5 emits them.
 _SESSION_EXTRA_BEFORE_C = "iuep"
 _SESSION_EXTRA_AFTER_C = "b"
@@ -447,6 +450,9 @@ class Chosen:
     """Our direction in the answer."""
     ptime: int | None
     """The offerer's requested packetisation time (ms), if any."""
+    srtp: SrtpParams | None = None
+    """SDES-SRTP keys when the stream is RTP/SAVP: the offer's key decrypts what we receive,
+    the key in our answer encrypts what we send."""
 
 
 def _reject(m: MediaDescription) -> MediaDescription:
@@ -474,6 +480,18 @@ def _pick(m: MediaDescription) -> tuple[int, str, int | None] | None:
     return codec[0], codec[1], te
 
 
+def _offered_crypto(m: MediaDescription) -> CryptoAttribute | None:
+    """The first ``a=crypto`` line we can use (the offerer lists them in preference order)."""
+    for value in m.crypto:
+        try:
+            crypto = CryptoAttribute.parse(value)
+        except SrtpError:
+            continue
+        if crypto.usable:
+            return crypto
+    return None
+
+
 def answer(
     offer: SessionDescription,
     *,
@@ -481,21 +499,28 @@ def answer(
     local_port: int,
     session_id: int,
     session_version: int | None = None,
+    srtp_key: bytes | None = None,
 ) -> tuple[SessionDescription, Chosen]:
     """RFC 3264 answer accepting the first usable audio stream with PCMU or PCMA.
 
     The codec is the first of the offer's formats that is PCMU/8000 or
     PCMA/8000; the offer's telephone-event/8000 payload type is kept; the
-    direction mirrors the offer's.  Every other m-line is rejected with port
+    direction mirrors the offer's.  An RTP/SAVP stream is usable when one of its
+    ``a=crypto`` lines (RFC 4568) has a suite we implement: the answer carries
+    our line with the same tag and suite and our own key (``srtp_key``, fresh
+    from the CSPRNG unless given).  Every other m-line is rejected with port
     0.  Raises :class:`NoAcceptableMedia` when no audio stream is usable.
     """
     addrtype = "IP6" if ":" in local_ip else "IP4"
     answered: list[MediaDescription] = []
     chosen: Chosen | None = None
     for i, m in enumerate(offer.media):
-        picked = _pick(m) if m.media == "audio" and m.proto in _RTP_PROTOS and m.port else None
+        secure = m.proto in _SRTP_PROTOS
+        usable = m.media == "audio" and (m.proto in _RTP_PROTOS or secure) and m.port
+        picked = _pick(m) if usable else None
+        crypto = _offered_crypto(m) if secure and picked is not None else None
         conn = offer.connection_of(m)
-        if chosen is not None or picked is None or conn is None:
+        if chosen is not None or picked is None or conn is None or (secure and crypto is None):
             answered.append(_reject(m))
             continue
         pt, encoding, te = picked
@@ -509,6 +534,16 @@ def answer(
             formats.append(str(te))
             attrs.append(Attribute("rtpmap", str(RtpMap(te, "telephone-event", 8000))))
             attrs.append(Attribute("fmtp", f"{te} {m.fmtp.get(te) or '0-15'}"))
+        srtp: SrtpParams | None = None
+        if crypto is not None:
+            key = srtp_key if srtp_key is not None else generate_key()
+            attrs.append(Attribute("crypto", str(CryptoAttribute(crypto.tag, crypto.suite, key))))
+            srtp = SrtpParams(
+                crypto.suite,
+                inbound_key=crypto.key,
+                outbound_key=key,
+                inbound_mki_length=crypto.mki[1] if crypto.mki else 0,
+            )
         attrs += [Attribute("ptime", "20"), Attribute(ours)]
         answered.append(
             MediaDescription(
@@ -531,6 +566,7 @@ def answer(
             remote_rtcp_port=rtcp[0] if rtcp else m.port + 1,
             direction=ours,
             ptime=m.ptime,
+            srtp=srtp,
         )
     if chosen is None:
         raise NoAcceptableMedia(0, "no audio stream offers PCMU/8000 or PCMA/8000 over RTP/AVP")

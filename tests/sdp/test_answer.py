@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import base64
+
 import pytest
 
+from palaver.rtp.srtp import SrtpParams
 from palaver.sdp import Chosen, Connection, NoAcceptableMedia, SessionDescription, answer
 from tests.sdp.fixtures import (
     ASTERISK,
@@ -88,15 +91,90 @@ def test_old_style_hold_address() -> None:
     assert chosen.direction == "recvonly"
 
 
-def test_srtp_rejected_plain_rtp_accepted() -> None:
-    sdp, chosen = _answer(SRTP_THEN_RTP)
+def test_srtp_without_usable_crypto_rejected_plain_rtp_accepted() -> None:
+    sdp, chosen = _answer(SRTP_THEN_RTP.replace("AES_CM_128_HMAC_SHA1_80", "F8_128_HMAC_SHA1_80"))
     assert chosen.media_index == 1
     assert chosen.remote_port == 40002
     assert chosen.direction == "sendonly"
+    assert chosen.srtp is None
     savp, avp = sdp.media
     assert (savp.port, savp.proto, savp.attributes) == (0, "RTP/SAVP", ())
     assert avp.port == 30000
     assert avp.fmtp == {101: "0-15"}
+
+
+OUR_KEY = bytes(range(30))
+OUR_KEY_B64 = base64.b64encode(OUR_KEY).decode()
+OFFER_KEY = base64.b64decode("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz")
+
+
+def _srtp_answer(text: str, key: bytes | None = OUR_KEY) -> tuple[SessionDescription, Chosen]:
+    offer = SessionDescription.parse(text)
+    return answer(offer, local_ip="192.0.2.1", local_port=30000, session_id=42, srtp_key=key)
+
+
+def test_srtp_offer_accepted_with_our_crypto_line() -> None:
+    sdp, chosen = _srtp_answer(SRTP_THEN_RTP)
+    assert chosen.media_index == 0
+    assert (chosen.payload_type, chosen.telephone_event, chosen.remote_port) == (0, 101, 40000)
+    assert chosen.srtp == SrtpParams(
+        "AES_CM_128_HMAC_SHA1_80", inbound_key=OFFER_KEY, outbound_key=OUR_KEY, inbound_mki_length=4
+    )
+    savp, avp = sdp.media
+    assert str(savp) == crlf(
+        "m=audio 30000 RTP/SAVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n"
+        f"a=fmtp:101 0-15\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{OUR_KEY_B64}\na=ptime:20\na=sendrecv"
+    )
+    assert avp.port == 0
+    assert SessionDescription.parse(str(sdp)) == sdp
+
+
+def test_srtp_first_usable_crypto_line_wins() -> None:
+    text = SRTP_THEN_RTP.replace(
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4",
+        "a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:" + "A" * 62 + "\r\n"
+        "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=\r\n"
+        "a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz "
+        "UNENCRYPTED_SRTP\r\n"
+        "a=crypto:4 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+    )
+    sdp, chosen = _srtp_answer(text)
+    assert chosen.srtp is not None
+    assert chosen.srtp.suite == "AES_CM_128_HMAC_SHA1_32"
+    assert chosen.srtp.inbound_mki_length == 0
+    assert sdp.media[0].crypto == (f"4 AES_CM_128_HMAC_SHA1_32 inline:{OUR_KEY_B64}",)
+
+
+@pytest.mark.parametrize(
+    "crypto",
+    [
+        "",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=\r\n",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:not*base64\r\n",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 \r\n",
+    ],
+)
+def test_srtp_without_usable_crypto_is_not_acceptable(crypto: str) -> None:
+    text = (
+        crlf("v=0\no=- 1 1 IN IP4 10.0.0.9\ns=-\nc=IN IP4 10.0.0.9\nt=0 0\nm=audio 5004 RTP/SAVP 8") + crypto
+    )
+    with pytest.raises(NoAcceptableMedia):
+        _srtp_answer(text)
+
+
+def test_srtp_key_is_fresh_per_answer() -> None:
+    _, a = _srtp_answer(SRTP_THEN_RTP, key=None)
+    _, b = _srtp_answer(SRTP_THEN_RTP, key=None)
+    assert a.srtp is not None and b.srtp is not None
+    assert len(a.srtp.outbound_key) == 30
+    assert a.srtp.outbound_key != b.srtp.outbound_key
+    assert "inline" not in repr(a.srtp) and a.srtp.outbound_key.hex() not in repr(a)
+
+
+def test_plain_rtp_answer_has_no_crypto() -> None:
+    sdp, chosen = _srtp_answer(ASTERISK)
+    assert chosen.srtp is None
+    assert sdp.media[0].crypto == ()
 
 
 def test_second_audio_stream_rejected() -> None:
