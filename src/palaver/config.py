@@ -58,6 +58,20 @@ class Settings:
     barge_in_min_speech_ms: int = 250
     #: ... and exceed the VAD threshold by this much (0 and 0 turn the guard off).
     barge_in_threshold_boost: float = 0.1
+    #: Phone calls: where ``realtime.call.incoming`` is POSTed (unset: calls are answered at once
+    #: by the static agent for the dialled number) ...
+    webhook_url: str | None = None
+    #: ... signed with this secret (``whsec_<base64>`` as OpenAI's, or any string, used as UTF-8).
+    webhook_secret: str | None = None
+    #: Delivery attempts of one webhook (retried on connection errors, 5xx, 429) and each one's timeout.
+    webhook_attempts: int = 4
+    webhook_attempt_seconds: float = 3.0
+    #: How long a ringing call waits for a REST accept/reject after its webhook ...
+    sip_decision_seconds: float = 10.0
+    #: ... and what happens then, or when the webhook fails: "accept" (static agent) or "reject" (603).
+    sip_default_action: str = "accept"
+    #: Static agents per dialled number (TOML or JSON; see calls/agents.py). Unset: one built-in agent.
+    sip_agents: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 
 from palaver import __version__
 from palaver.backends.registry import Backends, build_backends
+from palaver.calls.rest import calls_router
+from palaver.calls.switchboard import CallSettings, Switchboard
 from palaver.config import Settings
 from palaver.transports.websocket import RealtimeContext, realtime_endpoint
 from palaver.transports.wire_log import WireLog
@@ -19,14 +21,23 @@ log = logging.getLogger("palaver")
 
 
 def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
-    """Build the app. ``backends`` may be given (tests, embedding); otherwise they load at startup."""
+    """Build the app. ``backends`` may be given (tests, embedding); otherwise they load at startup.
+
+    Raises ``ConfigError`` for bad call settings (agents file, webhook secret, default action).
+    The running ``Switchboard`` (phone calls) is ``app.state.switchboard``.
+    """
     state: dict[str, RealtimeContext] = {}
+    call_settings = CallSettings.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loaded = backends if backends is not None else build_backends(settings)
         wire_log = WireLog(settings.wire_log) if settings.wire_log else None
-        state["ctx"] = RealtimeContext(settings=settings, backends=loaded, wire_log=wire_log)
+        switchboard = Switchboard(call_settings, wire_log=wire_log)
+        app.state.switchboard = switchboard
+        state["ctx"] = RealtimeContext(
+            settings=settings, backends=loaded, wire_log=wire_log, switchboard=switchboard
+        )
         if settings.api_key is None:
             log.warning("PALAVER_API_KEY is not set: the server is OPEN, any client may connect")
         log.info(
@@ -41,6 +52,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await switchboard.aclose()
             if wire_log is not None:
                 wire_log.close()
             if backends is None:
@@ -58,5 +70,11 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
         await realtime_endpoint(websocket, state["ctx"])
+
+    def running_switchboard() -> Switchboard | None:
+        ctx = state.get("ctx")
+        return ctx.switchboard if ctx is not None else None
+
+    app.include_router(calls_router(running_switchboard, settings.api_key))
 
     return app

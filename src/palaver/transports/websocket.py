@@ -1,4 +1,13 @@
-"""The WebSocket transport, ``GET /v1/realtime``: frames in, events out, one writer per socket."""
+"""The WebSocket transport, ``GET /v1/realtime``: frames in, events out, one writer per socket.
+
+Two kinds of socket: a new session (``?model=`` or ``?intent=transcription``), which lives as
+long as the socket; and a sideband (``?call_id=rtc_…``), which attaches to the session of a
+live phone call: it gets ``session.created`` with the call's current config, then every event
+of the call (through the call's ``EventFanout``), and its frames drive that session. Several
+sidebands may watch one call; one leaving does not end the call; the call ending closes them
+(1000) after their last events. A call not yet accepted, over, or unknown is a 404 before the
+upgrade, as OpenAI requires the accept first.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +21,12 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from palaver.backends.registry import Backends
+from palaver.calls.call import Call
+from palaver.calls.switchboard import Switchboard
 from palaver.config import DEFAULT_MODEL, Settings
 from palaver.engine.cascade import CascadeEngine
 from palaver.protocol.errors import ProtocolError
-from palaver.protocol.server_events import ServerEvent
+from palaver.protocol.server_events import ServerEvent, SessionCreatedEvent
 from palaver.protocol.session_config import new_realtime_session, new_transcription_session
 from palaver.server.auth import key_accepted, presented_key
 from palaver.session.session import Session, SessionConfig
@@ -24,7 +35,9 @@ from palaver.turn.detector import BargeInGuard
 
 log = logging.getLogger(__name__)
 
-#: Close codes: 1001 going away (session expired), 1008 policy (slow client), 4000 beta client (as OpenAI).
+#: Close codes: 1000 normal (the call a sideband watched ended), 1001 going away (session expired),
+#: 1008 policy (slow client), 4000 beta client (as OpenAI).
+CLOSE_NORMAL = 1000
 CLOSE_EXPIRED = 1001
 CLOSE_TOO_SLOW = 1008
 CLOSE_BETA = 4000
@@ -35,6 +48,8 @@ class RealtimeContext:
     settings: Settings
     backends: Backends
     wire_log: WireLog | None
+    #: Phone calls (sidebands attach to them); None where calls are not served.
+    switchboard: Switchboard | None = None
 
 
 def _error_body(message: str, code: str, *, type: str = "invalid_request_error") -> dict[str, object]:
@@ -49,37 +64,62 @@ async def _deny(websocket: WebSocket, status: int, message: str, code: str) -> N
         await websocket.close(code=1008, reason=message[:120])
 
 
+class _Finish:
+    """Queued after a socket's last event: close it normally once everything before is written."""
+
+
+_FINISH = _Finish()
+
+
 class _Outbox:
-    """The one writer of a socket: events are serialised when made and sent in order."""
+    """The one writer of a socket: events are serialised when made and sent in order.
+
+    ``emit`` takes an event (a session's own socket); ``put`` takes one already serialised (a
+    call's fanout serialises once for all its sidebands). More than ``bound`` events waiting
+    means the client cannot keep up: it is disconnected (1008) rather than buffered without end.
+    """
 
     def __init__(self, websocket: WebSocket, bound: int, wire_log: WireLog | None) -> None:
         self._ws = websocket
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=bound)
+        self._queue: asyncio.Queue[str | _Finish | None] = asyncio.Queue()  # bounded by put()
+        self._bound = bound
         self._wire_log = wire_log
         self.overflowed = False
 
     def emit(self, event: ServerEvent) -> None:
+        if not self.overflowed:
+            self.put(event.to_json())
+
+    def put(self, text: str) -> None:
         if self.overflowed:
             return
-        text = event.to_json()
-        try:
-            self._queue.put_nowait(text)
-        except asyncio.QueueFull:
+        if self._queue.qsize() >= self._bound:
             self.overflowed = True
+            return
+        self._queue.put_nowait(text)
+
+    def finish(self) -> None:
+        """No more events: close the socket with 1000 after what is queued."""
+        self._queue.put_nowait(_FINISH)
 
     def close(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
+        """Stop writing (the socket is gone or being torn down)."""
+        self._queue.put_nowait(None)
 
     async def run(self) -> None:
         while not self.overflowed:
-            text = await self._queue.get()
-            if text is None:
-                return
-            await self._ws.send_text(text)
-            if self._wire_log is not None:
-                self._wire_log.write(text)
-            self._queue.task_done()
+            item = await self._queue.get()
+            try:
+                if item is None:
+                    return
+                if isinstance(item, _Finish):
+                    await self._ws.close(code=CLOSE_NORMAL)
+                    return
+                await self._ws.send_text(item)
+                if self._wire_log is not None:
+                    self._wire_log.write(item)
+            finally:
+                self._queue.task_done()
         await self._ws.close(code=CLOSE_TOO_SLOW, reason="client too slow to read events")
 
     async def drain(self, timeout: float) -> None:
@@ -98,8 +138,14 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
     if not key_accepted(settings.api_key, presented_key(websocket.headers, subprotocols)):
         await _deny(websocket, 401, "Incorrect API key provided.", "invalid_api_key")
         return
-    if params.get("call_id"):
-        await _deny(websocket, 404, f"Call '{params['call_id']}' not found.", "call_not_found")
+    call_id = params.get("call_id")
+    if call_id:
+        call = ctx.switchboard.get(call_id) if ctx.switchboard is not None else None
+        if call is None or not call.live or call.session is None:
+            await _deny(websocket, 404, f"Call '{call_id}' not found.", "call_not_found")
+            return
+        if await _accept_upgrade(websocket, subprotocols):
+            await _sideband(websocket, ctx, call, call.session)
         return
     if params.get("intent") not in (None, "transcription"):
         await _deny(websocket, 400, f"Invalid value: '{params['intent']}' for intent.", "invalid_value")
@@ -112,12 +158,7 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
     else:
         config = new_realtime_session(params.get("model") or DEFAULT_MODEL, expires_at=expires_at)
 
-    await websocket.accept(subprotocol="realtime" if "realtime" in subprotocols else None)
-    if "openai-beta.realtime-v1" in subprotocols or websocket.headers.get("openai-beta"):
-        # As OpenAI does since the beta shutdown: an error event, then close 4000.
-        message = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
-        await websocket.send_text(ProtocolError(message, code="beta_api_shape_disabled").to_event().to_json())
-        await websocket.close(code=CLOSE_BETA, reason="beta_api_shape_disabled")
+    if not await _accept_upgrade(websocket, subprotocols):
         return
     outbox = _Outbox(websocket, settings.send_queue_events, ctx.wire_log)
     backends = ctx.backends
@@ -161,6 +202,45 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
+
+
+async def _accept_upgrade(websocket: WebSocket, subprotocols: list[str]) -> bool:
+    """Complete the upgrade; False (socket closed) for a beta client."""
+    await websocket.accept(subprotocol="realtime" if "realtime" in subprotocols else None)
+    if "openai-beta.realtime-v1" in subprotocols or websocket.headers.get("openai-beta"):
+        # As OpenAI does since the beta shutdown: an error event, then close 4000.
+        message = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
+        await websocket.send_text(ProtocolError(message, code="beta_api_shape_disabled").to_event().to_json())
+        await websocket.close(code=CLOSE_BETA, reason="beta_api_shape_disabled")
+        return False
+    return True
+
+
+async def _sideband(websocket: WebSocket, ctx: RealtimeContext, call: Call, session: Session) -> None:
+    """Attach to a live call until the client leaves or the call ends; the call goes on either way."""
+    outbox = _Outbox(websocket, ctx.settings.send_queue_events, None)  # the fanout wire-logs its events
+    created = SessionCreatedEvent(session=session.config).to_json()
+    if ctx.wire_log is not None:
+        ctx.wire_log.write(created)
+    outbox.put(created)
+    if not call.fanout.attach(outbox):  # the call ended meanwhile
+        outbox.finish()
+    log.info("sideband attached to call %s (%d attached)", call.id, call.fanout.listeners)
+    writer = asyncio.create_task(outbox.run(), name=f"ws-sideband-writer-{call.id}")
+    reader = asyncio.create_task(_read_loop(websocket, session, writer), name=f"ws-sideband-reader-{call.id}")
+    try:
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        call.fanout.detach(outbox)
+        # The writer done (call ended: closed 1000; or too slow: 1008) means nothing more to read.
+        reader.cancel()
+        outbox.close()
+        if not writer.done():
+            writer.cancel()
+        for task in (reader, writer):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await task
+        log.info("sideband left call %s (%d attached)", call.id, call.fanout.listeners)
 
 
 async def _read_loop(websocket: WebSocket, session: Session, writer: asyncio.Task[None]) -> None:
