@@ -72,6 +72,31 @@ class Settings:
     sip_default_action: str = "accept"
     #: Static agents per dialled number (TOML or JSON; see calls/agents.py). Unset: one built-in agent.
     sip_agents: str | None = None
+    #: SIP (phone calls): on by default, listening on loopback like the HTTP port.  Binding any other
+    #: address needs ``sip_allow`` or ``sip_credentials``: a fresh install never takes strangers' calls.
+    sip_enabled: bool = True
+    sip_host: str = "127.0.0.1"
+    #: UDP and TCP port (0: any free port); TLS listens on ``sip_tls_port`` (unset: ``sip_port`` + 1) ...
+    sip_port: int = 5060
+    sip_tls_port: int | None = None
+    #: ... when both a certificate chain and its key (PEM files) are given.
+    sip_tls_cert: str | None = None
+    sip_tls_key: str | None = None
+    #: Verify the certificate of TLS servers we connect to (trunks); false only for testing.
+    sip_tls_verify: bool = True
+    #: The address peers reach us at, for Via and Contact (unset: the bind address, or the primary
+    #: interface's when binding 0.0.0.0 / ::).  Set it behind NAT.
+    sip_advertise_host: str | None = None
+    #: Source networks calls are taken from, comma-separated (``10.0.0.0/8,192.168.1.0/24``) ...
+    sip_allow: str | None = None
+    #: ... and/or digest credentials callers must present, ``user:password`` pairs, comma-separated.
+    sip_credentials: str | None = None
+    #: Digest credentials we answer a trunk's 401/407 challenge with.
+    sip_trunk_user: str | None = None
+    sip_trunk_password: str | None = None
+    #: UDP ports for RTP (an even port per call plus the next one for RTCP); 0 and 0: any free ports.
+    rtp_port_min: int = 40000
+    rtp_port_max: int = 49999
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
