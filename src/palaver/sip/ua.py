@@ -35,19 +35,16 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Callable
 
 from .dialog import Dialog, DialogId, dialog_id_of
 from .digest import DigestError, authorization, choose_challenge
 from .errors import SipParseError
-from .headers import parse_cseq, parse_name_addr, parse_token_list, parse_via
+from .headers import parse_cseq, parse_name_addr, parse_via
 from .matching import MAGIC_COOKIE, TransactionTable
 from .message import Message, Request, Response
 from .peer import Peer, TransportName
 from .status import make_response
-from .timers import DEFAULT_TIMERS, TimerConfig
 from .transaction import (
     Action,
     ClientTransaction,
@@ -61,19 +58,31 @@ from .transaction import (
     TransactionError,
     TransportFailed,
 )
+from .ua_events import (
+    CallCancelled,
+    CallConfirmed,
+    CallEnded,
+    CallStateError,
+    IncomingCall,
+    InfoReceived,
+    ReferStatus,
+    ReInvite,
+    UaConfig,
+    UaEvent,
+)
 from .ua_messages import (
     ACCEPT,
-    ALLOW,
-    KNOWN_UNSUPPORTED,
+    Problem,
     capabilities,
     contact_uri,
-    media_type,
+    request_problem,
     response_peer,
+    sipfrag_status,
     stamp_via,
-    unsupported_requires,
 )
-from .ua_policy import Admit, Challenge, InboundPolicy, Network
-from .uri import SipURI, TelURI, parse_uri
+from .ua_policy import Admit, Challenge, InboundPolicy
+from .ua_state import CallState, Offer, Outgoing, Phase, Unacked
+from .uri import parse_uri
 
 __all__ = [
     "CallCancelled",
@@ -90,165 +99,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class CallStateError(Exception):
-    """A command on a call that is unknown, over, or in a state that does not allow it."""
-
-
-# --- events ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingCall:
-    """A new INVITE was admitted; answer with ringing/accept/reject."""
-
-    call: str
-    request: Request
-    peer: Peer
-
-
-@dataclass(frozen=True, slots=True)
-class CallCancelled:
-    """The caller cancelled before we answered (we sent 487)."""
-
-    call: str
-
-
-@dataclass(frozen=True, slots=True)
-class CallConfirmed:
-    """The ACK of our 2xx arrived: media may flow both ways."""
-
-    call: str
-
-
-@dataclass(frozen=True, slots=True)
-class CallEnded:
-    """The call is over.
-
-    ``reason``: "bye" (the peer hung up), "hangup" (our BYE completed;
-    ``status`` is its final status, 408 on timeout), "ack_timeout" (no ACK
-    for our 2xx: we sent BYE), "rejected" (our ``reject``; ``status`` is
-    ours), "transport_error" (the INVITE's connection failed before we
-    answered).
-    """
-
-    call: str
-    reason: str
-    status: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReferStatus:
-    """Progress of our REFER: its response (202 → not final), then each NOTIFY's sipfrag status."""
-
-    call: str
-    status: int
-    final: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ReInvite:
-    """A re-INVITE or UPDATE with an offer (None: a re-INVITE asking us for an offer)."""
-
-    call: str
-    offer: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class InfoReceived:
-    """An INFO in the dialog (already answered 200); DTMF often comes as application/dtmf-relay."""
-
-    call: str
-    content_type: str | None
-    body: bytes
-
-
-UaEvent = IncomingCall | CallCancelled | CallConfirmed | CallEnded | ReferStatus | ReInvite | InfoReceived
-
-
-# --- configuration --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UaConfig:
-    """What the UA needs to know about itself.
-
-    ``contacts``: our address per transport (Via sent-by and Contact); the
-    Contact of a dialog is the one for the transport its INVITE came on.
-    ``allow_from``/``inbound_credentials``/``realm``: the inbound policy (see
-    ua_policy.py; no allow list and no credentials admits everyone, which the
-    configuration layer allows only on loopback).  ``trunk_credentials``
-    (user, password) answer 401/407 challenges to our BYE and REFER.
-    """
-
-    contacts: Mapping[TransportName, tuple[str, int]]
-    user_agent: str = "Palaver"
-    timers: TimerConfig = DEFAULT_TIMERS
-    allow_from: tuple[Network, ...] | None = None
-    inbound_credentials: Mapping[str, str] | None = None
-    realm: str = "palaver"
-    digest_algorithms: tuple[str, ...] = ("MD5",)
-    nonce_ttl: float = 300.0
-    trunk_credentials: tuple[str, str] | None = None
-    contact_user: str | None = None
-
-
-# --- per-call state -------------------------------------------------------------------------
-
-
-class Phase(StrEnum):
-    PENDING = "pending"  # INVITE received, no final response yet
-    ACCEPTED = "accepted"  # 2xx sent, waiting for the ACK
-    CONFIRMED = "confirmed"
-    ENDING = "ending"  # our BYE is out
-    ENDED = "ended"
-
-
-@dataclass
-class _Unacked:
-    """A 2xx to an INVITE that we retransmit until its ACK (§13.3.1.4)."""
-
-    response: Response
-    cseq: int
-    interval: float
-    next_at: float | None  # None on reliable transports
-    give_up_at: float
-
-
-@dataclass
-class _Offer:
-    """A re-INVITE or UPDATE waiting for accept_reinvite/reject_reinvite."""
-
-    tx: ServerTransaction
-    request: Request
-
-
-@dataclass(eq=False)
-class _Call:
-    handle: str
-    invite: Request
-    peer: Peer
-    reply_to: Peer
-    tx: InviteServerTransaction
-    dialog: Dialog
-    phase: Phase = Phase.PENDING
-    unacked: _Unacked | None = None
-    offer: _Offer | None = None
-    bye_wanted: bool = False
-    refer_active: bool = False
-
-
-@dataclass(eq=False)
-class _Outgoing:
-    """One request we sent in a dialog (BYE, REFER) and whether it was already re-sent with credentials."""
-
-    call: _Call
-    request: Request
-    authorized: bool = False
-
-
-_DIALOG_ONLY = frozenset({"BYE", "INFO", "UPDATE", "NOTIFY", "PRACK"})
 
 
 class UserAgent:
@@ -270,10 +120,10 @@ class UserAgent:
         self._table = TransactionTable(config.timers)
         self._out: list[tuple[Message, Peer]] = []
         self._events: deque[UaEvent] = deque()
-        self._calls: dict[str, _Call] = {}
-        self._dialogs: dict[DialogId, _Call] = {}
-        self._server_owner: dict[Transaction, _Call] = {}
-        self._outgoing: dict[Transaction, _Outgoing] = {}
+        self._calls: dict[str, CallState] = {}
+        self._dialogs: dict[DialogId, CallState] = {}
+        self._server_owner: dict[Transaction, CallState] = {}
+        self._outgoing: dict[Transaction, Outgoing] = {}
         self._count = 0
 
     # --- adapter interface ------------------------------------------------------------------
@@ -470,47 +320,19 @@ class UserAgent:
             self._respond(tx, self._response(request, 481, to_tag=self._tag()), now)
 
     def _check(self, request: Request, *, in_dialog: bool) -> Response | None:
-        """The §8.2.1-§8.2.3 checks: method, URI scheme, merged request, Require, body."""
-        method = request.method
+        """The §8.2 checks (see ``request_problem``), plus §8.2.2.2 merged requests (482)."""
         tag = None if in_dialog else self._tag()
-        if method not in ALLOW:
-            status = 405 if method in KNOWN_UNSUPPORTED else 501
-            resp = self._response(request, status, to_tag=tag)
+        problem = request_problem(request, in_dialog=in_dialog)
+        if problem is None and not in_dialog and request.method == "INVITE" and self._merged(request):
+            problem = Problem(482)
+        if problem is None:
+            return None
+        resp = self._response(request, problem.status, problem.reason, to_tag=tag)
+        for name, value in problem.headers:
+            resp.headers.add(name, value)
+        if problem.status in (405, 501):
             capabilities(resp.headers)
-            return resp
-        if not isinstance(request.uri, SipURI | TelURI):
-            return self._response(request, 416, to_tag=tag)
-        if not in_dialog and method == "INVITE" and self._merged(request):
-            return self._response(request, 482, to_tag=tag)
-        unsupported = unsupported_requires(request)
-        if unsupported:
-            resp = self._response(request, 420, to_tag=tag)
-            resp.headers.add("Unsupported", ", ".join(unsupported))
-            return resp
-        if method in ("INVITE", "UPDATE"):
-            return self._check_sdp(request, tag)
-        return None
-
-    def _check_sdp(self, request: Request, tag: str | None) -> Response | None:
-        """415 for a body that is not SDP (or is encoded), 406 if the peer cannot take SDP back."""
-        if request.body:
-            ctype = media_type(request)
-            encodings = [e.lower() for e in parse_token_list(request.headers, "Content-Encoding")]
-            if ctype is None or ctype.mime != ACCEPT or any(e != "identity" for e in encodings):
-                resp = self._response(request, 415, to_tag=tag)
-                resp.headers.add("Accept", ACCEPT)
-                resp.headers.add("Accept-Encoding", "identity")
-                return resp
-        accept = request.headers.get_all("Accept")
-        if accept:
-            wanted = {a.partition(";")[0].strip().lower() for a in accept}
-            if not wanted & {ACCEPT, "application/*", "*/*"}:
-                return self._response(request, 406, to_tag=tag)
-        if request.method == "INVITE" and dialog_id_of(request) is None:
-            contacts = request.headers.get_all("Contact")
-            if not contacts or contacts[0] == "*":
-                return self._response(request, 400, "Missing Contact header", to_tag=tag)
-        return None
+        return resp
 
     def _merged(self, invite: Request) -> bool:
         """§8.2.2.2: same Call-ID, From tag and CSeq as a live INVITE that did not match it."""
@@ -530,7 +352,7 @@ class UserAgent:
         handle = f"sip-{self._count}-{local_tag[:8]}"
         dialog = Dialog.from_invite(invite, local_tag, peer)
         assert isinstance(tx.peer, Peer)
-        call = _Call(handle, invite, peer, tx.peer, tx, dialog)
+        call = CallState(handle, invite, peer, tx.peer, tx, dialog)
         self._calls[handle] = call
         self._dialogs[dialog.id] = call
         self._server_owner[tx] = call
@@ -569,7 +391,7 @@ class UserAgent:
             if call.bye_wanted:
                 self._send_bye(call, now)
 
-    def _in_dialog(self, call: _Call, tx: ServerTransaction, request: Request, now: float) -> None:
+    def _in_dialog(self, call: CallState, tx: ServerTransaction, request: Request, now: float) -> None:
         method = request.method
         if not call.dialog.accept_remote_cseq(parse_cseq(request.headers.lines("CSeq")[0]).number):
             self._respond(tx, self._response(request, 500, "CSeq out of order"), now)
@@ -591,7 +413,7 @@ class UserAgent:
         else:
             self._respond(tx, self._response(request, 405), now)
 
-    def _on_offer(self, call: _Call, tx: ServerTransaction, request: Request, now: float) -> None:
+    def _on_offer(self, call: CallState, tx: ServerTransaction, request: Request, now: float) -> None:
         if request.method == "UPDATE" and not request.body:
             call.dialog.refresh_target(request)  # a target refresh with no offer
             self._respond(tx, self._dialog_response(call, request, 200), now)
@@ -602,11 +424,11 @@ class UserAgent:
             resp.headers.add("Retry-After", "1")
             self._respond(tx, resp, now)
             return
-        call.offer = _Offer(tx, request)
+        call.offer = Offer(tx, request)
         self._server_owner[tx] = call
         self._events.append(ReInvite(call.handle, request.body or None))
 
-    def _on_notify(self, call: _Call, tx: ServerTransaction, request: Request, now: float) -> None:
+    def _on_notify(self, call: CallState, tx: ServerTransaction, request: Request, now: float) -> None:
         """RFC 3515 §2.4.4: NOTIFYs of our REFER's implicit subscription, with a sipfrag status."""
         event = (request.headers.get("Event") or "").partition(";")[0].strip().lower()
         if not event:
@@ -618,7 +440,7 @@ class UserAgent:
         if not call.refer_active:
             self._respond(tx, self._response(request, 481, "No such subscription"), now)
             return
-        status = _sipfrag_status(request.body)
+        status = sipfrag_status(request.body)
         if status is None:
             self._respond(tx, self._response(request, 400, "Bad message/sipfrag body"), now)
             return
@@ -637,7 +459,7 @@ class UserAgent:
             self._run(tx, actions, now)
         # else: a stray (or a 2xx retransmission for an INVITE we never sent): drop
 
-    def _client_result(self, out: _Outgoing, status: int, response: Response | None, now: float) -> None:
+    def _client_result(self, out: Outgoing, status: int, response: Response | None, now: float) -> None:
         if status < 200:
             return
         call = out.call
@@ -652,7 +474,7 @@ class UserAgent:
                 call.refer_active = False
             self._events.append(ReferStatus(call.handle, status, final))
 
-    def _retry_with_credentials(self, out: _Outgoing, response: Response, now: float) -> bool:
+    def _retry_with_credentials(self, out: Outgoing, response: Response, now: float) -> bool:
         """Re-send a challenged request once with credentials and the next CSeq (§22.2)."""
         creds = self.config.trunk_credentials
         proxy = response.status == 407
@@ -721,16 +543,18 @@ class UserAgent:
             raise CallStateError(f"cannot send {response.status} now: {exc}") from None
         self._run(tx, actions, now)
 
-    def _send_request(self, call: _Call, request: Request, now: float, *, authorized: bool = False) -> None:
+    def _send_request(
+        self, call: CallState, request: Request, now: float, *, authorized: bool = False
+    ) -> None:
         dest = call.dialog.destination()
         assert dest is not None  # _dialog_request checked it
         tx, actions = self._table.start_client(request, now, reliable=dest.reliable, peer=dest)
-        self._outgoing[tx] = _Outgoing(call, request, authorized)
+        self._outgoing[tx] = Outgoing(call, request, authorized)
         self._run(tx, actions, now)
 
     # --- call bookkeeping -------------------------------------------------------------------
 
-    def _call(self, handle: str, *phases: Phase) -> _Call:
+    def _call(self, handle: str, *phases: Phase) -> CallState:
         call = self._calls.get(handle)
         if call is None:
             raise CallStateError(f"unknown or ended call {handle!r}")
@@ -738,20 +562,20 @@ class UserAgent:
             raise CallStateError(f"call {handle} is {call.phase}, not {' or '.join(phases)}")
         return call
 
-    def _offer(self, call: _Call) -> _Offer:
+    def _offer(self, call: CallState) -> Offer:
         offer = call.offer
         if offer is None:
             raise CallStateError(f"call {call.handle} has no pending re-INVITE or UPDATE")
         call.offer = None
         return offer
 
-    def _expect_ack(self, call: _Call, ok: Response, now: float) -> None:
+    def _expect_ack(self, call: CallState, ok: Response, now: float) -> None:
         t1 = self.config.timers.t1
         cseq = parse_cseq(ok.headers.lines("CSeq")[0]).number
         next_at = None if call.reply_to.reliable else now + t1
-        call.unacked = _Unacked(ok, cseq, t1, next_at, now + 64 * t1)
+        call.unacked = Unacked(ok, cseq, t1, next_at, now + 64 * t1)
 
-    def _ack_timeout(self, call: _Call, now: float) -> None:
+    def _ack_timeout(self, call: CallState, now: float) -> None:
         """64*T1 without the ACK of our 2xx: the session ends with a BYE (§13.3.1.4)."""
         call.unacked = None
         wanted = call.bye_wanted
@@ -761,7 +585,7 @@ class UserAgent:
         if not wanted:
             self._end(call, "ack_timeout", None)
 
-    def _send_bye(self, call: _Call, now: float) -> None:
+    def _send_bye(self, call: CallState, now: float) -> None:
         call.phase = Phase.ENDING
         request = self._dialog_request(call, "BYE")
         if request is None:
@@ -769,7 +593,7 @@ class UserAgent:
             return
         self._send_request(call, request, now)
 
-    def _end(self, call: _Call, reason: str | None, status: int | None) -> None:
+    def _end(self, call: CallState, reason: str | None, status: int | None) -> None:
         """Forget the call (once) and report it; ``reason`` None reports nothing (CANCEL has its own)."""
         if call.phase is Phase.ENDED:
             return
@@ -799,12 +623,12 @@ class UserAgent:
         branch = MAGIC_COOKIE + self._random(10).hex()
         return f"SIP/2.0/{name.upper()} {host}:{port};branch={branch};rport"
 
-    def _contact(self, call: _Call) -> str:
+    def _contact(self, call: CallState) -> str:
         transport = call.peer.transport
         host, port = self._address(transport)
         return contact_uri(host, port, transport, secure=call.dialog.secure, user=self.config.contact_user)
 
-    def _add_contact(self, message: Request | Response, call: _Call) -> None:
+    def _add_contact(self, message: Request | Response, call: CallState) -> None:
         message.headers.add("Contact", self._contact(call))
 
     def _response(
@@ -820,7 +644,7 @@ class UserAgent:
         return resp
 
     def _dialog_response(
-        self, call: _Call, request: Request, status: int, sdp: bytes | None = None
+        self, call: CallState, request: Request, status: int, sdp: bytes | None = None
     ) -> Response:
         """A 18x/2xx in the call's dialog: To tag, Contact, Allow, Record-Route (initial INVITE), SDP."""
         resp = self._response(request, status, to_tag=call.dialog.local_tag)
@@ -834,7 +658,7 @@ class UserAgent:
             resp.body = sdp
         return resp
 
-    def _dialog_request(self, call: _Call, method: str) -> Request | None:
+    def _dialog_request(self, call: CallState, method: str) -> Request | None:
         dest = call.dialog.destination()
         if dest is None:
             return None
@@ -848,15 +672,3 @@ class UserAgent:
             self._out.append((resp, response_peer(request, peer)))
         except Exception:
             log.exception("SIP UA: cannot answer %s", request.method)
-
-
-def _sipfrag_status(body: bytes) -> int | None:
-    """The status code of a message/sipfrag body's status line (RFC 3420), or None."""
-    line = body.split(b"\n", 1)[0].strip().decode("ascii", "replace")
-    parts = line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].upper().startswith("SIP/") or len(parts[1]) != 3:
-        return None
-    code = parts[1]
-    if not code.isdigit() or not 100 <= int(code) <= 699:
-        return None
-    return int(code)

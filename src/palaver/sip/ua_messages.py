@@ -5,22 +5,26 @@ Kept apart from ``ua.py`` so the call logic there reads as call logic.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from .headers import MediaType, Via, parse_content_type, parse_token_list, parse_via
 from .message import Headers, Request
 from .peer import Peer, TransportName
+from .uri import SipURI, TelURI
 
 __all__ = [
     "ACCEPT",
     "ALLOW",
     "KNOWN_UNSUPPORTED",
     "SUPPORTED",
+    "Problem",
     "capabilities",
     "contact_uri",
     "default_port",
     "media_type",
+    "request_problem",
     "response_peer",
+    "sipfrag_status",
     "stamp_via",
     "unsupported_requires",
 ]
@@ -113,3 +117,62 @@ def unsupported_requires(request: Request) -> tuple[str, ...]:
 def media_type(request: Request) -> MediaType | None:
     value = request.headers.get("Content-Type")
     return parse_content_type(value) if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why a request is refused: the status, an optional reason and headers to add."""
+
+    status: int
+    reason: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def request_problem(request: Request, *, in_dialog: bool) -> Problem | None:
+    """The §8.2.1-§8.2.3 checks a UAS makes before acting on a request, in the RFC's order.
+
+    Method (405 for one we know but do not take, 501 for one we do not
+    know; the caller adds Allow), Request-URI scheme (416), Require (420
+    with Unsupported), and for INVITE and UPDATE the body (415 unless SDP
+    without encoding; 406 when Accept rules SDP out) and, for a new INVITE,
+    a Contact (400).
+    """
+    method = request.method
+    if method not in ALLOW:
+        return Problem(405 if method in KNOWN_UNSUPPORTED else 501)
+    if not isinstance(request.uri, SipURI | TelURI):
+        return Problem(416)
+    unsupported = unsupported_requires(request)
+    if unsupported:
+        return Problem(420, headers=(("Unsupported", ", ".join(unsupported)),))
+    if method not in ("INVITE", "UPDATE"):
+        return None
+    if request.body:
+        ctype = media_type(request)
+        encodings = [e.lower() for e in parse_token_list(request.headers, "Content-Encoding")]
+        if ctype is None or ctype.mime != ACCEPT or any(e != "identity" for e in encodings):
+            return Problem(415, headers=(("Accept", ACCEPT), ("Accept-Encoding", "identity")))
+    accept = request.headers.get_all("Accept")
+    if accept and not {a.partition(";")[0].strip().lower() for a in accept} & {
+        ACCEPT,
+        "application/*",
+        "*/*",
+    }:
+        return Problem(406)
+    if method == "INVITE" and not in_dialog:
+        contacts = request.headers.get_all("Contact")
+        if not contacts or contacts[0] == "*":
+            return Problem(400, "Missing Contact header")
+    return None
+
+
+def sipfrag_status(body: bytes) -> int | None:
+    """The status code of a message/sipfrag body's status line (RFC 3420), or None."""
+    line = body.split(b"\n", 1)[0].strip().decode("ascii", "replace")
+    parts = line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].upper().startswith("SIP/") or len(parts[1]) != 3:
+        return None
+    code = parts[1]
+    if not code.isdigit() or not 100 <= int(code) <= 699:
+        return None
+    return int(code)
