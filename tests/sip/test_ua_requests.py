@@ -115,11 +115,14 @@ def test_accept_without_sdp_gets_406() -> None:
     assert statuses(h.send(invite_text(extra="Accept: text/nonsense"), SDP_OFFER)) == [406]
 
 
-def test_invite_without_contact_gets_400() -> None:
+def test_invite_without_contact_uses_from_and_star_gets_400() -> None:
     h = Harness()
-    sent = h.send(invite_text(contact=""), SDP_OFFER)
+    call, _ = h.confirmed(invite_text(contact=""))  # RFC 2543 style
+    h.ua.bye(call, 0.0)
+    ((bye, _),) = h.ua.transmits()
+    assert isinstance(bye, Request) and str(bye.uri) == "sip:alice@example.com"
+    sent = h.send(invite_text(contact="*", call_id="c2", branch="z9hG4bK-2"), SDP_OFFER)
     assert statuses(sent) == [400]
-    assert isinstance(sent[0][0], Response) and sent[0][0].reason == "Missing Contact header"
 
 
 def test_invite_without_body_is_passed_on() -> None:

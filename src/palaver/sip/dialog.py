@@ -108,10 +108,11 @@ class Dialog:
     def from_invite(cls, invite: Request, local_tag: str, peer: Peer) -> Dialog:
         """The dialog a 2xx/18x (with ``local_tag``) to ``invite`` from ``peer`` creates.
 
-        SipParseError when the INVITE has no usable Contact.
+        An RFC 2543 INVITE without Contact gets the From URI as remote target;
+        SipParseError for ``Contact: *``.
         """
         h = invite.headers
-        contact = _first_contact(h)
+        contact = _first_contact(h) if "Contact" in h else parse_name_addr(h.lines("From")[0], "From")
         via = parse_via(h.get_all("Via")[0])
         reuse = ((peer.host, peer.port), (via.host, via.port or (5061 if peer.transport == "tls" else 5060)))
         secure = (isinstance(invite.uri, SipURI) and invite.uri.scheme == "sips") or (

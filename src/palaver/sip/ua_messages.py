@@ -134,8 +134,9 @@ def request_problem(request: Request, *, in_dialog: bool) -> Problem | None:
     Method (405 for one we know but do not take, 501 for one we do not
     know; the caller adds Allow), Request-URI scheme (416), Require (420
     with Unsupported), and for INVITE and UPDATE the body (415 unless SDP
-    without encoding; 406 when Accept rules SDP out) and, for a new INVITE,
-    a Contact (400).
+    without encoding; 406 when Accept rules SDP out).  An INVITE without
+    Contact is taken (RFC 2543 compatibility: the From URI is the remote
+    target); one with ``Contact: *`` gets 400.
     """
     method = request.method
     if method not in ALLOW:
@@ -159,10 +160,8 @@ def request_problem(request: Request, *, in_dialog: bool) -> Problem | None:
         "*/*",
     }:
         return Problem(406)
-    if method == "INVITE" and not in_dialog:
-        contacts = request.headers.get_all("Contact")
-        if not contacts or contacts[0] == "*":
-            return Problem(400, "Missing Contact header")
+    if method == "INVITE" and request.headers.get("Contact") == "*":
+        return Problem(400, "Contact '*' in an INVITE")
     return None
 
 
