@@ -8,6 +8,7 @@ from palaver.sip import (
     CallEnded,
     CallStateError,
     InfoReceived,
+    Peer,
     ReferStatus,
     ReInvite,
     Request,
@@ -395,3 +396,15 @@ def test_challenge_without_trunk_credentials_is_final() -> None:
     ((bye, _),) = h.ua.transmits()
     h.feed(response_to(bye, 401, "Unauthorized", extra='WWW-Authenticate: Digest realm="t", nonce="n"'))
     assert h.events() == [CallEnded(call, "hangup", 401)]
+
+
+def test_reinvite_2xx_is_retransmitted_to_where_the_reinvite_came_from() -> None:
+    h = Harness()
+    call, tag = h.confirmed()
+    elsewhere = Peer("udp", "198.51.100.9", 5070)
+    h.send(reinvite(tag).replace("192.0.2.10:5070", "198.51.100.9:5070"), SDP_OFFER, peer=elsewhere)
+    h.events()
+    h.ua.accept_reinvite(call, SDP_ANSWER, 0.0)
+    ((_, peer),) = h.ua.transmits()
+    assert peer == elsewhere
+    assert {p for _, _, p in h.advance(2.0)} == {elsewhere}

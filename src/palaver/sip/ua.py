@@ -170,7 +170,7 @@ class UserAgent:
             if now >= unacked.give_up_at:
                 self._ack_timeout(call, now)
             elif unacked.next_at is not None and now >= unacked.next_at:
-                self._out.append((unacked.response, call.reply_to))
+                self._out.append((unacked.response, unacked.peer))
                 unacked.interval = min(2 * unacked.interval, self.config.timers.t2)
                 unacked.next_at = now + unacked.interval
 
@@ -195,7 +195,7 @@ class UserAgent:
         ok = self._dialog_response(c, c.invite, 200, sdp)
         self._respond(c.tx, ok, now)
         c.phase = Phase.ACCEPTED
-        self._expect_ack(c, ok, now)
+        self._expect_ack(c, c.tx, ok, now)
 
     def reject(self, call: str, status: int, now: float) -> None:
         """Answer a final 300-699; the call ends (``CallEnded(reason="rejected")``)."""
@@ -206,7 +206,11 @@ class UserAgent:
         self._end(c, "rejected", status)
 
     def bye(self, call: str, now: float) -> None:
-        """Hang up an answered call (deferred until the ACK if it has not come yet)."""
+        """Hang up an answered call (deferred until the ACK if it has not come yet).
+
+        Once the BYE is out, another ``bye`` does nothing; ``CallEnded(reason="hangup")``
+        follows its final response (408 on timeout).
+        """
         c = self._call(call)
         if c.phase is Phase.PENDING:
             raise CallStateError(f"call {call} is not answered: use reject")
@@ -241,7 +245,7 @@ class UserAgent:
         c.dialog.refresh_target(offer.request)
         self._respond(offer.tx, ok, now)
         if offer.request.method == "INVITE":
-            self._expect_ack(c, ok, now)
+            self._expect_ack(c, offer.tx, ok, now)
 
     def reject_reinvite(self, call: str, status: int, now: float) -> None:
         """Refuse the pending re-INVITE or UPDATE (e.g. 488); the session stays as it was."""
@@ -569,11 +573,12 @@ class UserAgent:
         call.offer = None
         return offer
 
-    def _expect_ack(self, call: CallState, ok: Response, now: float) -> None:
+    def _expect_ack(self, call: CallState, tx: ServerTransaction, ok: Response, now: float) -> None:
         t1 = self.config.timers.t1
         cseq = parse_cseq(ok.headers.lines("CSeq")[0]).number
-        next_at = None if call.reply_to.reliable else now + t1
-        call.unacked = Unacked(ok, cseq, t1, next_at, now + 64 * t1)
+        peer = tx.peer if isinstance(tx.peer, Peer) else call.reply_to
+        next_at = None if peer.reliable else now + t1
+        call.unacked = Unacked(ok, peer, cseq, t1, next_at, now + 64 * t1)
 
     def _ack_timeout(self, call: CallState, now: float) -> None:
         """64*T1 without the ACK of our 2xx: the session ends with a BYE (§13.3.1.4)."""

@@ -26,6 +26,7 @@ class Unacked:
     """A 2xx to an INVITE that we retransmit until its ACK (§13.3.1.4)."""
 
     response: Response
+    peer: Peer  # where the INVITE's responses go
     cseq: int
     interval: float
     next_at: float | None  # None on reliable transports
