@@ -17,6 +17,7 @@ import pytest
 
 from palaver.rtp.dtmf import dtmf_packets
 from palaver.rtp.packet import RtpPacket
+from palaver.rtp.rtcp import Bye, ReceiverReport, ReportBlock, SenderReport, parse_compound
 from palaver.rtp.srtp import SrtpContext, SrtpParams, generate_key
 from palaver.transports.rtp import MediaClock, RtpEndpoint
 
@@ -298,3 +299,36 @@ async def test_shared_clock_spreads_phases() -> None:
         for ep in eps:
             await ep.close()
     assert len(MediaClock.for_loop()) == 0
+
+
+async def test_rtcp_reports_both_ways_and_bye_on_close(peer: socket.socket) -> None:
+    peer_rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ep = await RtpEndpoint.open("127.0.0.1", (30000, 40000))
+    try:
+        peer_rtcp.bind(("127.0.0.1", 0))
+        peer_rtcp.setblocking(False)
+        ep.start(addr(peer), 0, "PCMU", None, remote_rtcp=addr(peer_rtcp), rtcp_interval=0.1)
+        for i in range(3):
+            peer.sendto(rtp(i, audio(i)), ("127.0.0.1", ep.local_port))
+        for _ in range(100):
+            packets = parse_compound(await recv(peer_rtcp))
+            sr = packets[0]
+            assert isinstance(sr, SenderReport)
+            if sr.reports:
+                break
+        assert sr.ssrc == RtpPacket.parse(await recv(peer)).ssrc
+        assert sr.reports[0].ssrc == 0x1234 and sr.reports[0].cumulative_lost == 0
+        rr = ReceiverReport(0x1234, (ReportBlock(sr.ssrc, 64, 7, 100, 80),))
+        peer_rtcp.sendto(bytes(rr), ("127.0.0.1", ep.local_rtcp_port))
+        await until(lambda: ep.stats().remote.reports == 1)
+        remote = ep.stats().remote
+        assert (remote.fraction_lost, remote.cumulative_lost, remote.jitter_ms) == (0.25, 7, 10.0)
+        await ep.close()
+        for _ in range(100):
+            if any(isinstance(p, Bye) for p in parse_compound(await recv(peer_rtcp))):
+                break
+        else:
+            raise AssertionError("no RTCP BYE")
+    finally:
+        await ep.close()
+        peer_rtcp.close()

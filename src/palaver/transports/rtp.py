@@ -261,6 +261,7 @@ class RtpEndpoint:
         direction: Direction = "sendrecv",
         remote_rtcp: Address | None = None,
         jitter_delay_ms: int = 60,
+        rtcp_interval: float = 5.0,
     ) -> None:
         """Begin (or, on a re-INVITE, update) the media. The send side keeps one continuous
         stream across updates; callbacks given as ``None`` keep their previous value."""
@@ -283,7 +284,7 @@ class RtpEndpoint:
         cb.on_inactive = on_inactive or cb.on_inactive
         now = self.loop.time()
         if self.stream is None:
-            self.stream = MediaStream(config, now, cname=f"palaver@{self.host}")
+            self.stream = MediaStream(config, now, cname=f"palaver@{self.host}", rtcp_interval=rtcp_interval)
         else:
             self.stream.update(config, now)
         s = self.stream
@@ -379,7 +380,7 @@ class RtpEndpoint:
 
     def _send_tick(self) -> None:
         s = self.stream
-        if s is None:
+        if s is None or self.closed:
             return
         try:
             packets = s.due_packets(self.loop.time())
@@ -397,7 +398,7 @@ class RtpEndpoint:
 
     def _receive_tick(self, now: float, wallclock: float) -> None:
         s = self.stream
-        if s is None:
+        if s is None or self.closed:
             return
         try:
             s.poll(now)
