@@ -58,7 +58,7 @@ async def main():
             if talk: s.sendto(pkt, ("127.0.0.1", port)); sent += 1
         n += 1
         await asyncio.sleep(max(0.0, t0 + n * 0.02 - loop.time()))
-    await asyncio.sleep(0.5)
+    await loop.run_in_executor(None, sys.stdin.readline)  # the endpoints have closed
     print(json.dumps({"sent": sent, "received": sum(received)}), flush=True)
 asyncio.run(main())
 """
@@ -94,6 +94,7 @@ async def run(
         str(seconds),
         peer_srtp,
         "1" if talk else "0",
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
@@ -120,11 +121,16 @@ async def run(
     deviations = [d for ep in eps for d in ep.stats().send_jitter_ms]
     late = sum(ep.stats().stream.late_slots for ep in eps)
     skipped = sum(ep.stats().stream.skipped_slots for ep in eps)
-    peer = json.loads(await proc.stdout.readline())
-    await proc.wait()
     lost_in = sum(max(0, ep.stats().lost) for ep in eps)
     for ep in eps:
         await ep.close()
+    sent_total = sum(ep.stats().sent for ep in eps)
+    await asyncio.sleep(0.3)
+    assert proc.stdin is not None
+    proc.stdin.write(b"done\n")
+    await proc.stdin.drain()
+    peer = json.loads(await proc.stdout.readline())
+    await proc.wait()
     return {
         "calls": calls,
         "cpu_pct_per_call": 100 * cpu / wall / calls,
@@ -136,7 +142,7 @@ async def run(
         "late_slots": late,
         "skipped_slots": skipped,
         "lost_in": lost_in,
-        "peer_loss_pct": 100 * (1 - peer["received"] / max(1, sum(ep.stats().sent for ep in eps))),
+        "peer_loss_pct": 100 * (1 - peer["received"] / max(1, sent_total)),
     }
 
 
