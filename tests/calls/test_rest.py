@@ -20,6 +20,8 @@ from palaver.config import Settings
 from palaver.server.app import create_app
 from tests.calls.fakes import FakeControl, serving
 
+pytestmark = pytest.mark.e2e
+
 KEY = "sk-palaver-calls-test"
 
 

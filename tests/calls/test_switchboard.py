@@ -142,6 +142,7 @@ def test_call_settings_come_from_the_environment() -> None:
     assert settings.decision_seconds == 4.5 and settings.default_action == "reject"
 
 
+@pytest.mark.e2e
 async def test_webhook_then_rest_accept_with_the_sdks(backends: Backends) -> None:
     """The whole flow as a customer runs it: verify with ``unwrap``, accept with ``calls.accept``."""
     with webhook_receiver() as receiver:
