@@ -61,8 +61,13 @@ def serve(settings: Settings) -> int:
         print(f"palaver: cannot start: {exc}", file=sys.stderr)
         return 1
     try:
+        try:
+            app = create_app(settings, backends)
+        except ConfigError as exc:
+            print(f"palaver: {exc}", file=sys.stderr)
+            return 2
         uvicorn.run(
-            create_app(settings, backends),
+            app,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),

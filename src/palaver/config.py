@@ -97,6 +97,9 @@ class Settings:
     #: UDP ports for RTP (an even port per call plus the next one for RTCP); 0 and 0: any free ports.
     rtp_port_min: int = 40000
     rtp_port_max: int = 49999
+    #: A call with no RTP from the caller for this long is hung up (BYE); 0 turns the check off.
+    #: A call on hold (sendonly/inactive) never trips it.
+    rtp_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import websockets
+import websockets.exceptions
 from openai import AsyncOpenAI
 
 from tests.support.server import PalaverServer, running_server

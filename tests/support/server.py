@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tests.support.wire import WireLogTail
 
-__all__ = ["PalaverServer", "free_port", "running_server"]
+__all__ = ["PalaverServer", "free_port", "free_sip_port", "running_server"]
 
 
 def free_port() -> int:
@@ -38,6 +38,23 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_sip_port() -> int:
+    """A port on 127.0.0.1 free a moment ago for UDP and TCP, with the next one free for TLS."""
+    for _ in range(50):
+        port = free_port()
+        if port >= 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for kind, offset in ((socket.SOCK_DGRAM, 0), (socket.SOCK_STREAM, 1)):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, kind))
+                    sock.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free SIP port pair on 127.0.0.1")
 
 
 _STARTED: list[PalaverServer] = []
@@ -57,6 +74,7 @@ class PalaverServer:
         self.output_path = self._dir / "server.log"
         self.env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
+        self.sip_port = 0  # known once started
         self.wire_tail = WireLogTail(self.wire_log_path, from_start=True)
 
     @classmethod
@@ -88,12 +106,19 @@ class PalaverServer:
     def start(self, timeout: float = 30.0) -> PalaverServer:
         if self._proc is not None:
             raise RuntimeError("PalaverServer already started")
-        env = {**os.environ, "PALAVER_WIRE_LOG": str(self.wire_log_path), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "PALAVER_WIRE_LOG": str(self.wire_log_path),
+            "PYTHONUNBUFFERED": "1",
+            # Every server takes phone calls, each on its own ports (never the shared 5060).
+            "PALAVER_SIP_PORT": str(free_sip_port()),
+        }
         for name, value in self.env.items():
             if value is None:
                 env.pop(name, None)
             else:
                 env[name] = value
+        self.sip_port = int(env.get("PALAVER_SIP_PORT") or 5060)
         self.wire_log_path = Path(env["PALAVER_WIRE_LOG"])
         self.wire_log_path.touch()
         self.wire_tail = WireLogTail(self.wire_log_path)  # from its current end

@@ -12,8 +12,10 @@ from fastapi.responses import JSONResponse
 from palaver import __version__
 from palaver.backends.registry import Backends, build_backends
 from palaver.calls.rest import calls_router
+from palaver.calls.sip_gateway import SipGateway
 from palaver.calls.switchboard import CallSettings, Switchboard
 from palaver.config import Settings
+from palaver.transports.sip_settings import check_sip_settings
 from palaver.transports.websocket import RealtimeContext, realtime_endpoint
 from palaver.transports.wire_log import WireLog
 
@@ -28,6 +30,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     """
     state: dict[str, RealtimeContext] = {}
     call_settings = CallSettings.from_settings(settings)
+    check_sip_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -49,9 +52,16 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
         )
         if loaded.chat.name == "echo":
             log.warning("no PALAVER_LLM_BASE_URL: using the echo brain, which repeats what it hears")
+        gateway: SipGateway | None = None
+        if settings.sip_enabled:
+            gateway = SipGateway(settings, loaded, switchboard)
+            await gateway.start()
+            app.state.sip_gateway = gateway
         try:
             yield
         finally:
+            if gateway is not None:
+                await gateway.close()
             await switchboard.aclose()
             if wire_log is not None:
                 wire_log.close()
