@@ -329,3 +329,12 @@ def test_playout_queue_accounting() -> None:
     assert len(q) == 0
     q.play(b"\x02" * 10, "b")
     assert q.clear() == 10
+
+
+def test_packets_with_csrc_extension_padding_take_the_full_parser() -> None:
+    s, frames, _, _ = make(fill_silence=False)
+    fancy = RtpPacket(0, 0, 0, 5, tone(0), csrc=(9,), extension=(0xBEDE, b"\x10\x01\x00\x00"), padding=4)
+    s.datagram(bytes(fancy), PEER, 0.0)
+    for k in range(5):
+        s.poll(k * FRAME_SECONDS)
+    assert frames == [tone(0)]

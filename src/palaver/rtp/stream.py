@@ -308,11 +308,16 @@ class MediaStream:
                 stats.srtp_dropped += 1
                 return
             data = clear
-        try:
-            packet = RtpPacket.parse(data)
-        except RtpError:
-            stats.malformed += 1
-            return
+        if data[0] == 0x80 and len(data) >= 12:
+            # The common case (no padding, extension or CSRCs): half the cost of parse().
+            _, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
+            packet = RtpPacket(b1 & 0x7F, seq, ts, ssrc, data[12:], bool(b1 & 0x80))
+        else:
+            try:
+                packet = RtpPacket.parse(data)
+            except RtpError:
+                stats.malformed += 1
+                return
         cfg = self.config
         pt = packet.payload_type
         if pt == cfg.payload_type:
