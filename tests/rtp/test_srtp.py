@@ -127,3 +127,21 @@ def test_inbound_mki_is_stripped() -> None:
     assert ours.unprotect_rtcp(wire[:-10] + mki + wire[-10:]) == RTCP_RR
     assert ours.unprotect(b"\x80\x00" + b"\x00" * 10) is None
     assert ours.stats.errors == 1
+
+
+def test_rekeyed_keeps_unchanged_directions() -> None:
+    ours_key, their_key, new_key = generate_key(), generate_key(), generate_key()
+    ctx = SrtpContext(SrtpParams("AES_CM_128_HMAC_SHA1_80", their_key, ours_key))
+    peer = SrtpContext(ctx.params.reversed())
+    for seq in (65534, 65535, 0):  # across a sequence wrap: the sender's ROC is now 1
+        wire = ctx.protect(rtp(seq))
+        assert wire is not None and peer.unprotect(wire) == rtp(seq)
+    # The peer changes its key; ours stays: our outbound session (and ROC) must survive.
+    again = ctx.rekeyed(SrtpParams("AES_CM_128_HMAC_SHA1_80", new_key, ours_key))
+    wire = again.protect(rtp(1))
+    assert wire is not None
+    assert peer.unprotect(wire) == rtp(1)  # the peer still expects ROC 1
+    new_peer = SrtpContext(SrtpParams("AES_CM_128_HMAC_SHA1_80", ours_key, new_key))
+    wire = new_peer.protect(rtp(7))
+    assert wire is not None and again.unprotect(wire) == rtp(7)
+    assert again.stats is ctx.stats

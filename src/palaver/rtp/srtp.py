@@ -189,6 +189,21 @@ class SrtpContext:
             )
         )
 
+    def rekeyed(self, params: SrtpParams) -> SrtpContext:
+        """The context for a re-negotiation (re-INVITE): a direction whose suite and key are
+        unchanged keeps its libsrtp session, hence its rollover counter and replay window.
+        A fresh session under an old key would restart at ROC 0 and, past the first sequence
+        wrap, encrypt new packets with keystream already used."""
+        new = SrtpContext(params)
+        old = self.params
+        if params.suite == old.suite:
+            if params.outbound_key == old.outbound_key:
+                new._outbound = self._outbound
+            if params.inbound_key == old.inbound_key:
+                new._inbound = self._inbound
+        new.stats = self.stats
+        return new
+
     def _strip_mki(self, data: bytes, tag: int) -> bytes | None:
         n = self.params.inbound_mki_length
         if not n:

@@ -247,7 +247,12 @@ class MediaStream:
         self._silence = bytes((self._silence_byte,)) * FRAME_BYTES
         self._b1 = config.payload_type & 0x7F
         if old is None or old.srtp != config.srtp:
-            self.srtp = SrtpContext(config.srtp) if config.srtp is not None else None
+            if config.srtp is None:
+                self.srtp = None
+            elif old is not None and self.srtp is not None:
+                self.srtp = self.srtp.rekeyed(config.srtp)
+            else:
+                self.srtp = SrtpContext(config.srtp)
         if old is None or old.remote != config.remote or old.srtp != config.srtp:
             self.latched = None
             self.latched_rtcp = None
