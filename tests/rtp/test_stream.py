@@ -338,3 +338,10 @@ def test_packets_with_csrc_extension_padding_take_the_full_parser() -> None:
     for k in range(5):
         s.poll(k * FRAME_SECONDS)
     assert frames == [tone(0)]
+
+
+def test_nothing_due_before_the_anchor() -> None:
+    s, _, _, _ = make()
+    s.anchor = 1.0
+    assert s.due_packets(0.99) == []
+    assert len(s.due_packets(1.0)) == 1

@@ -26,6 +26,7 @@ silently.
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 from collections import deque
@@ -492,7 +493,7 @@ class MediaStream:
         """
         if self.anchor is None:
             self.anchor = now
-        due = int((now - self.anchor + 0.001) / FRAME_SECONDS) + 1 - self._slot
+        due = math.floor((now - self.anchor + 0.001) / FRAME_SECONDS) + 1 - self._slot
         if due <= 0:
             return []
         if due > self.max_backlog:
