@@ -706,11 +706,15 @@ module_app\t\tmenu.so
         return self.outcome(self._proc.wait(max(1.0, deadline - time.monotonic())))
 
     def call_over(self) -> bool:
-        """True once baresip logged the end of the call (``Call with … terminated``)."""
+        """True once baresip logged the end of the call: ``Call with … terminated`` after an
+        established call, ``session closed: <status>`` for one refused or failed."""
         if self._proc is None or not self._proc.stdout_path.exists():
             return False
         text = self._proc.stdout_path.read_text("utf-8", "replace")
-        return any("Call with" in line and "terminated" in line for line in text.splitlines())
+        return any(
+            ("Call with" in line and "terminated" in line) or "session closed" in line
+            for line in text.splitlines()
+        )
 
     async def dial_async(self, uri: str, seconds: float) -> BaresipOutcome:
         return await asyncio.to_thread(self.dial, uri, seconds)
