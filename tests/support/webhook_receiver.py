@@ -34,7 +34,8 @@ class WebhookReceiver:
         fail_first: int = 0,
     ) -> None:
         self._client = openai.OpenAI(api_key="unused", webhook_secret=secret)
-        self._decide = decide
+        #: Runs on its own thread with each verified event (may be set after construction).
+        self.decide = decide
         self._fail_left = fail_first
         self._lock = threading.Lock()
         self.events: queue.Queue[Any] = queue.Queue()
@@ -63,7 +64,7 @@ class WebhookReceiver:
                     return
                 self._answer(200)
                 receiver.events.put(event)
-                if receiver._decide is not None:
+                if receiver.decide is not None:
                     thread = threading.Thread(target=receiver._run_decision, args=(event,), daemon=True)
                     receiver._threads.append(thread)
                     thread.start()
@@ -85,9 +86,9 @@ class WebhookReceiver:
         return f"http://{host!s}:{port}/webhook"
 
     def _run_decision(self, event: Any) -> None:
-        assert self._decide is not None
+        assert self.decide is not None
         try:
-            self._decide(event)
+            self.decide(event)
         except BaseException as exc:  # surfaced by the test through decision_errors
             self.decision_errors.append(exc)
 

@@ -137,11 +137,17 @@ class InputAudioBufferTimeoutTriggeredEvent(ServerEvent):
 
 
 class InputAudioBufferDtmfEventReceivedEvent(ServerEvent):
-    """A DTMF key pressed on a SIP call (OpenAI's type declares no ``event_id``; extra is harmless)."""
+    """A DTMF key pressed on a SIP call. OpenAI's type has no ``event_id``, so none is sent."""
 
     type: Literal["input_audio_buffer.dtmf_event_received"] = "input_audio_buffer.dtmf_event_received"
     event: str
     received_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", context=self.wire_context, exclude={"event_id"})
+
+    def to_json(self) -> str:
+        return self.model_dump_json(context=self.wire_context, exclude={"event_id"})
 
 
 # ----------------------------------------------------------------- conversation items

@@ -23,7 +23,7 @@ import socket
 import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from palaver.sip.errors import SipParseError
 from palaver.sip.message import Message
@@ -177,12 +177,14 @@ class _StreamProtocol(asyncio.Protocol):
         self._name = transport_name
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport, though not an asyncio.Transport instance under uvloop (which
+        # uvicorn runs the server on): no isinstance check here.
+        stream = cast(asyncio.Transport, transport)
         try:
-            self._conn = self._owner._on_connection_made(self._conn, self._name, transport)
+            self._conn = self._owner._on_connection_made(self._conn, self._name, stream)
         except Exception:
             log.exception("SIP/%s: unexpected failure on a new connection", self._name.upper())
-            transport.abort()
+            stream.abort()
 
     def data_received(self, data: bytes) -> None:
         if self._conn is None:

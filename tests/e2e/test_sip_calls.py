@@ -1,0 +1,183 @@
+"""Phone calls from SIPp, the way OpenAI's SIP calls go: webhook, REST accept, sideband, RTP.
+
+SIPp dials Palaver over UDP and over TCP and plays test speech (flite, made at test time) then
+an RFC 4733 digit, then hangs up. A webhook receiver verifies the signature with the stock
+``openai`` SDK and accepts through the SDK's REST call; the test watches the call on a sideband
+WebSocket (``?call_id=``) with the SDK, and a packet sniffer on ``lo`` sees the agent's reply as
+RTP going to SIPp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.e2e.realtime_client import of_type
+from tests.support.rtp_sniffer import RtpSniffer
+from tests.support.server import PalaverServer
+from tests.support.sip_peers import SCENARIOS, SippProcess, require_binary, speech_wav, wav_to_rtp_pcap
+from tests.support.speech import word_error_rate
+from tests.support.webhook_receiver import WebhookReceiver
+
+pytestmark = pytest.mark.e2e
+
+API_KEY = "sk-palaver-sip-test"
+SECRET = "whsec_" + base64.b64encode(b"palaver-sip-test-secret-32bytes!").decode()
+SPOKEN = "i would like to book a table for two people tonight"
+ANSWER = "Certainly. I have booked a table for two people tonight."
+INSTRUCTIONS = "You take restaurant bookings on the phone."
+#: PCMA silence (the encoding of 0 and its neighbours).
+PCMA_QUIET = frozenset({0xD5, 0x55, 0xD4, 0x54})
+
+
+@pytest.fixture(scope="module")
+def sip_server(scripted_llm: Any) -> Iterator[tuple[PalaverServer, WebhookReceiver]]:
+    require_binary("sipp")
+    with WebhookReceiver(SECRET) as hook:
+        server = PalaverServer(
+            {
+                "PALAVER_LLM_BASE_URL": scripted_llm.base_url,
+                "PALAVER_LLM_MODEL": "scripted",
+                "PALAVER_LLM_API_KEY": "sk-scripted",
+                "PALAVER_API_KEY": API_KEY,
+                "PALAVER_WEBHOOK_URL": hook.url,
+                "PALAVER_WEBHOOK_SECRET": SECRET,
+            }
+        )
+
+        def accept(event: Any) -> None:
+            client = openai.OpenAI(api_key=API_KEY, base_url=server.http_url + "/v1")
+            client.realtime.calls.accept(
+                event.data.call_id,
+                type="realtime",
+                instructions=INSTRUCTIONS,
+                audio={
+                    "input": {
+                        "transcription": {"model": "gpt-4o-mini-transcribe"},
+                        # Phone speech: a caller's short pauses are not the end of the turn.
+                        "turn_detection": {"type": "server_vad", "silence_duration_ms": 800},
+                    }
+                },
+            )
+
+        hook.decide = accept
+        server.start()
+        try:
+            yield server, hook
+        finally:
+            server.stop()
+            server.cleanup()
+
+
+async def _watch_call(server: PalaverServer, call_id: str, timeout: float) -> list[Any]:
+    """Attach a sideband with the openai SDK once the call is accepted; read until it closes."""
+    client = openai.AsyncOpenAI(
+        api_key=API_KEY, base_url=server.http_url + "/v1", websocket_base_url=server.ws_base_url
+    )
+    events: list[Any] = []
+    async with asyncio.timeout(timeout):
+        for _ in range(100):  # 404 until the webhook receiver's accept has gone through
+            try:
+                async with client.realtime.connect(call_id=call_id, max_retries=0) as conn:
+                    with contextlib.suppress(Exception):  # the server closes it when the call ends
+                        async for event in conn:
+                            events.append(event)
+                return events
+            except Exception:
+                if events:
+                    return events
+                await asyncio.sleep(0.1)
+    return events
+
+
+def _reply_packets(packets: list[tuple[float, int, int, bytes]]) -> list[tuple[float, int, int, bytes]]:
+    """Palaver's RTP audio packets that carry sound (PCMA, payload type 8), in order sent."""
+    out = []
+    for when, src, dst, rtp in packets:
+        if len(rtp) < 12 or rtp[0] >> 6 != 2 or rtp[1] & 0x7F != 8:
+            continue
+        payload = rtp[12:]
+        if sum(1 for b in payload if b not in PCMA_QUIET) > len(payload) // 4:
+            out.append((when, src, dst, rtp))
+    return out
+
+
+@pytest.mark.parametrize("transport", ["u1", "t1"], ids=["udp", "tcp"])
+async def test_sipp_call_is_announced_accepted_heard_answered_and_hung_up(
+    sip_server: tuple[PalaverServer, WebhookReceiver], llm: Any, tmp_path: Path, transport: str
+) -> None:
+    server, hook = sip_server
+    llm.push_text(ANSWER)
+    wav = speech_wav(tmp_path / "speech.wav", SPOKEN, leading_silence_s=1.0, trailing_silence_s=1.0)
+    seconds = wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
+    sipp = SippProcess(
+        SCENARIOS / "uac_speech.xml",
+        f"127.0.0.1:{server.sip_port}",
+        transport=transport,  # type: ignore[arg-type]
+        pcaps={"speech.pcap": tmp_path / "speech.pcap"},
+        dtmf="1",
+        workdir=tmp_path / "sipp",
+        duration_ms=int((seconds + 8) * 1000),
+        timeout_s=60,
+    )
+    if not RtpSniffer.available():
+        pytest.skip("watching RTP on lo needs root or CAP_NET_RAW")
+    with RtpSniffer(sipp.media_port) as sniffer, sipp:
+        incoming = await asyncio.to_thread(hook.wait_event, 20)
+        call_id = incoming.data.call_id
+        events = await _watch_call(server, call_id, timeout=60)
+        result = await sipp.wait_async()
+    assert result.ok, result.describe()
+
+    # The webhook: signed (the SDK verified it), OpenAI's payload, the INVITE's headers.
+    assert hook.rejected == [] and hook.decision_errors == []
+    assert incoming.type == "realtime.call.incoming" and call_id.startswith("rtc_")
+    names = {h.name for h in incoming.data.sip_headers}
+    assert {"From", "To", "Call-ID"} <= names
+
+    # The sideband saw the accepted session, the caller's words, the key press, the reply.
+    assert events and events[0].type == "session.created"
+    assert events[0].session.instructions == INSTRUCTIONS
+    assert events[0].session.audio.input.format.type == "audio/pcma"
+    completed = of_type(events, "conversation.item.input_audio_transcription.completed")
+    assert completed, [e.type for e in events]
+    assert word_error_rate(SPOKEN, completed[0].transcript) <= 0.5, completed[0].transcript
+    assert [e.event for e in of_type(events, "input_audio_buffer.dtmf_event_received")] == ["1"]
+    done = [e for e in of_type(events, "response.done") if e.response.status == "completed"]
+    assert done, [e.type for e in events]
+    response_id = done[0].response.id
+    assert done[0].response.output[0].content[0].transcript == ANSWER
+    assert [e.response_id for e in of_type(events, "output_audio_buffer.started")][:1] == [response_id]
+    trace = [
+        (e.type, getattr(e, "response_id", None) or getattr(getattr(e, "response", None), "id", None))
+        for e in events
+        if not e.type.endswith(".delta")
+    ]
+    assert response_id in [e.response_id for e in of_type(events, "output_audio_buffer.stopped")], trace
+    assert not of_type(events, "response.output_audio.delta")  # the audio went down the line
+    assert not of_type(events, "error"), of_type(events, "error")
+
+    # The reply reached SIPp as RTP, one 20 ms packet after another, not in a burst.
+    reply = _reply_packets(sniffer.packets())
+    assert len(reply) >= 50, f"{len(reply)} reply packets"  # at least a second of speech
+    sequence = [int.from_bytes(rtp[2:4], "big") for _, _, _, rtp in reply]
+    stamps = [int.from_bytes(rtp[4:8], "big") for _, _, _, rtp in reply]
+    assert all(len(rtp) == 12 + 160 for _, _, _, rtp in reply)  # 20 ms of 8 kHz G.711 each
+    assert all((b - a) % 65536 >= 1 for a, b in itertools.pairwise(sequence))
+    steps = zip(itertools.pairwise(stamps), itertools.pairwise(sequence), strict=True)
+    assert all((b - a) % 2**32 == 160 * ((sb - sa) % 65536) for (a, b), (sa, sb) in steps)
+    sent = [when for when, _, _, _ in reply]
+    span = sent[-1] - sent[0]
+    slots = (sequence[-1] - sequence[0]) % 65536
+    assert span >= 0.9 * slots * 0.020, f"{slots} packets in {span * 1000:.0f} ms: sent faster than real time"
+
+    # BYE ended the call cleanly.
+    assert "ended: bye" in server.stderr_text()
