@@ -24,14 +24,13 @@ from palaver.backends.registry import Backends
 from palaver.calls.call import Call
 from palaver.calls.switchboard import Switchboard
 from palaver.config import DEFAULT_MODEL, Settings
-from palaver.engine.cascade import CascadeEngine
 from palaver.protocol.errors import ProtocolError
 from palaver.protocol.server_events import ServerEvent, SessionCreatedEvent
 from palaver.protocol.session_config import new_realtime_session, new_transcription_session
 from palaver.server.auth import key_accepted, presented_key
+from palaver.server.sessions import build_session
 from palaver.session.session import Session, SessionConfig
 from palaver.transports.wire_log import WireLog
-from palaver.turn.detector import BargeInGuard
 
 log = logging.getLogger(__name__)
 
@@ -161,25 +160,7 @@ async def realtime_endpoint(websocket: WebSocket, ctx: RealtimeContext) -> None:
     if not await _accept_upgrade(websocket, subprotocols):
         return
     outbox = _Outbox(websocket, settings.send_queue_events, ctx.wire_log)
-    backends = ctx.backends
-    engine = CascadeEngine(chat=backends.chat, tts=backends.tts, executor=backends.executor)
-    session = Session(
-        config=config,
-        engine=engine,
-        stt=backends.stt,
-        vad=backends.vad,
-        barge_in=BargeInGuard(
-            min_speech_ms=settings.barge_in_min_speech_ms, threshold_boost=settings.barge_in_threshold_boost
-        ),
-        executor=backends.executor,
-        stt_slots=backends.stt_slots,
-        accepts_images=backends.chat.accepts_images,
-        policy=backends.policy,
-        mcp_timeout=settings.mcp_call_seconds,
-        mcp_connect_timeout=settings.mcp_connect_seconds,
-        approval_timeout=settings.mcp_approval_seconds,
-        emit=outbox.emit,
-    )
+    session = build_session(settings, ctx.backends, config, outbox.emit)
     writer = asyncio.create_task(outbox.run(), name="ws-writer")
     session.start()
     try:
