@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -83,7 +84,7 @@ async def _watch_call(server: PalaverServer, call_id: str, timeout: float) -> li
         api_key=API_KEY, base_url=server.http_url + "/v1", websocket_base_url=server.ws_base_url
     )
     events: list[Any] = []
-    async with asyncio.timeout(timeout):
+    async with client, asyncio.timeout(timeout):
         for _ in range(100):  # 404 until the webhook receiver's accept has gone through
             try:
                 async with client.realtime.connect(call_id=call_id, max_retries=0) as conn:
@@ -181,3 +182,79 @@ async def test_sipp_call_is_announced_accepted_heard_answered_and_hung_up(
 
     # BYE ended the call cleanly.
     assert "ended: bye" in server.stderr_text()
+
+
+async def test_keys_pressed_through_rest_reach_the_caller_as_rfc4733(
+    sip_server: tuple[PalaverServer, WebhookReceiver], tmp_path: Path
+) -> None:
+    """``POST /v1/realtime/calls/{id}/dtmf`` (Palaver's own) presses keys on the line; then hangup."""
+    server, hook = sip_server
+    while not hook.events.empty():  # events of earlier tests' calls
+        hook.events.get_nowait()
+    wav = speech_wav(tmp_path / "hello.wav", "hello", leading_silence_s=0.2)
+    wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
+    sipp = SippProcess(
+        SCENARIOS / "uac_hangup.xml",
+        f"127.0.0.1:{server.sip_port}",
+        pcaps={"speech.pcap": tmp_path / "speech.pcap"},
+        workdir=tmp_path / "sipp",
+        timeout_s=30,
+    )
+    if not RtpSniffer.available():
+        pytest.skip("watching RTP on lo needs root or CAP_NET_RAW")
+    client = openai.AsyncOpenAI(api_key=API_KEY, base_url=server.http_url + "/v1")
+    async with client:
+        with RtpSniffer(sipp.media_port) as sniffer, sipp:
+            result = await _press_keys_then_hang_up(server, hook, client, sipp)
+    assert result.ok, result.describe()
+    ends = []
+    for _, _, _, rtp in sniffer.packets():
+        if len(rtp) >= 16 and rtp[1] & 0x7F == 101 and rtp[13] & 0x80:  # telephone-event, end bit
+            ends.append((int.from_bytes(rtp[4:8], "big"), rtp[12]))
+    assert [event for _, event in dict.fromkeys(ends)] == [5, 11]  # "5" then "#", one press each
+
+
+async def _press_keys_then_hang_up(
+    server: PalaverServer, hook: WebhookReceiver, client: openai.AsyncOpenAI, sipp: SippProcess
+) -> Any:
+    call_id = (await asyncio.to_thread(hook.wait_event, 20)).data.call_id
+    for _ in range(100):  # until the webhook receiver's accept went through
+        response = await _post(server, f"/v1/realtime/calls/{call_id}/dtmf", {"digits": "5#"})
+        if response.status_code != 409:
+            break
+        await asyncio.sleep(0.1)
+    assert response.status_code == 200, response.text
+    bad = await _post(server, f"/v1/realtime/calls/{call_id}/dtmf", {"digits": "5x"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "digits"
+    await asyncio.sleep(1.0)  # two presses of 100 ms and their pauses go out on the line
+    await client.realtime.calls.hangup(call_id)
+    return await sipp.wait_async()
+
+
+async def _post(server: PalaverServer, path: str, body: dict[str, Any]) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+        return await http.post(path, json=body, headers={"Authorization": f"Bearer {API_KEY}"})
+
+
+async def test_a_caller_that_goes_silent_is_hung_up(scripted_llm: Any, tmp_path: Path) -> None:
+    """No RTP for PALAVER_RTP_TIMEOUT_SECONDS: Palaver sends BYE (the scenario waits for it)."""
+    require_binary("sipp")
+    wav = speech_wav(tmp_path / "hello.wav", "hello", leading_silence_s=0.2)
+    wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
+    server = PalaverServer({"PALAVER_RTP_TIMEOUT_SECONDS": "1.5", "PALAVER_STT": "null"})
+    server.start()
+    try:
+        sipp = SippProcess(
+            SCENARIOS / "uac_hangup.xml",
+            f"127.0.0.1:{server.sip_port}",
+            pcaps={"speech.pcap": tmp_path / "speech.pcap"},
+            workdir=tmp_path / "sipp",
+            timeout_s=30,
+        )
+        with sipp:
+            result = await sipp.wait_async()
+        assert result.ok, result.describe()
+        assert "no RTP for 1.5s, hanging up" in server.stderr_text()
+    finally:
+        server.stop()
+        server.cleanup()

@@ -57,6 +57,8 @@ class CallControl(Protocol):
 
     async def hangup(self) -> None: ...
 
+    async def send_dtmf(self, digits: str, duration_ms: int) -> None: ...
+
 
 class CallState(enum.StrEnum):
     PENDING = "pending"
@@ -143,7 +145,7 @@ class Call:
         async with self._lock:
             self._require_pending("reject")
             await self.control.reject(status_code)
-            self._finish(CallState.REJECTED)
+            self._rejected()
         log.info("call %s rejected with %d", self.id, status_code)
 
     async def refer(self, target_uri: str) -> None:
@@ -154,12 +156,19 @@ class Call:
                 self._move(CallState.REFERRED)
         log.info("call %s referred to %s", self.id, target_uri)
 
+    async def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
+        """Press keys on the line (RFC 4733), one after another: a Palaver extension."""
+        async with self._lock:
+            self._require_live("send DTMF on")
+            await self.control.send_dtmf(digits, duration_ms)
+        log.info("call %s: sent DTMF %s", self.id, digits)
+
     async def hangup(self) -> None:
         """Hang up an answered call; a call still pending is declined (603) instead."""
         async with self._lock:
             if self.state is CallState.PENDING:
                 await self.control.reject(DEFAULT_REJECT_STATUS)
-                self._finish(CallState.REJECTED)
+                self._rejected()
                 log.info("call %s hung up while pending: rejected with %d", self.id, DEFAULT_REJECT_STATUS)
                 return
             self._require_live("hang up")
@@ -203,6 +212,13 @@ class Call:
     def _move(self, state: CallState) -> None:
         self.state = state
         self._decided.set()
+
+    def _rejected(self) -> None:
+        """The transport carried a reject out.  It may have reported the line over meanwhile (its
+        cleanup calls ``mark_ended``); the call was still rejected, and says so to late commands."""
+        if self.state is CallState.ENDED:
+            self.state = CallState.REJECTED
+        self._finish(CallState.REJECTED)
 
     def _finish(self, state: CallState) -> None:
         if self.over:

@@ -79,6 +79,7 @@ def calls_router(switchboard: Callable[[], Switchboard | None], api_key: str | N
     route("reject", _reject)
     route("refer", _refer)
     route("hangup", _hangup)
+    route("dtmf", _dtmf)  # Palaver's own: key presses on the line (IVR navigation)
     return router
 
 
@@ -160,6 +161,29 @@ async def _refer(board: Switchboard, call: Call, body: Any) -> None:
 
 async def _hangup(board: Switchboard, call: Call, body: Any) -> None:
     await call.hangup()
+
+
+#: Keys RFC 4733 can press, and the longest press accepted.
+DTMF_KEYS = frozenset("0123456789*#ABCD")
+MAX_DTMF_DIGITS = 64
+
+
+async def _dtmf(board: Switchboard, call: Call, body: Any) -> None:
+    fields = _object(body, allowed=("digits", "duration_ms"))
+    digits = fields.get("digits")
+    if digits is None:
+        raise _Refused(400, "Missing required parameter: 'digits'.", "missing_required_parameter", "digits")
+    if not isinstance(digits, str):
+        message = f"Invalid type for 'digits': expected a string, but got {json_type_name(digits)} instead."
+        raise _Refused(400, message, "invalid_type", "digits")
+    if not digits or len(digits) > MAX_DTMF_DIGITS or not set(digits.upper()) <= DTMF_KEYS:
+        message = f"Invalid 'digits': {digits!r}. Expected 1 to {MAX_DTMF_DIGITS} of 0-9, *, #, A-D."
+        raise _Refused(400, message, "invalid_value", "digits")
+    duration = fields.get("duration_ms", 100)
+    if not isinstance(duration, int) or isinstance(duration, bool) or not 40 <= duration <= 2000:
+        message = f"Invalid 'duration_ms': {duration!r}. Expected an integer from 40 to 2000."
+        raise _Refused(400, message, "invalid_value", "duration_ms")
+    await call.send_dtmf(digits.upper(), duration)
 
 
 async def _json_body(request: Request) -> Any:

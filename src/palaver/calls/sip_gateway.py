@@ -344,6 +344,18 @@ class SipCall:
             self.gateway.command(lambda ua, now: ua.bye(self.handle, now))
         await self.ended("hung up by the server")
 
+    async def send_dtmf(self, digits: str, duration_ms: int) -> None:
+        endpoint = self.endpoint
+        if self._over or endpoint is None or not self._answered:
+            raise CallStateError("The call is over.", "call_ended")
+        if self._chosen is None or self._chosen.telephone_event is None:
+            raise CallStateError(
+                "The caller's phone did not offer telephone-event (RFC 4733): no DTMF can be sent.",
+                "dtmf_not_supported",
+            )
+        for digit in digits:
+            endpoint.send_dtmf(digit, duration_ms)
+
     # ------------------------------------------------------------------ from the UA and the media
 
     def _line_audio(self, payload: bytes) -> None:
