@@ -24,8 +24,15 @@ import pytest
 from tests.e2e.realtime_client import of_type
 from tests.support.rtp_sniffer import RtpSniffer
 from tests.support.server import PalaverServer
-from tests.support.sip_peers import SCENARIOS, SippProcess, require_binary, speech_wav, wav_to_rtp_pcap
-from tests.support.speech import word_error_rate
+from tests.support.sip_peers import (
+    SCENARIOS,
+    SippProcess,
+    require_binary,
+    speech_wav,
+    wav_to_rtp_pcap,
+    write_wav,
+)
+from tests.support.speech import flite_speech, silence, to_rate, word_error_rate
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
@@ -182,6 +189,60 @@ async def test_sipp_call_is_announced_accepted_heard_answered_and_hung_up(
 
     # BYE ended the call cleanly.
     assert "ended: bye" in server.stderr_text()
+
+
+LONG_ANSWER = (
+    "Let me tell you about our menu. We have fresh pasta every day, grilled fish from the market, "
+    "three kinds of risotto, a vegetable curry, and a chocolate cake that people come back for."
+)
+
+
+async def test_a_caller_talking_over_the_agent_stops_its_audio_on_the_line(
+    sip_server: tuple[PalaverServer, WebhookReceiver], llm: Any, tmp_path: Path
+) -> None:
+    """Barge-in on a phone line: the reply stops on the wire where the item is truncated."""
+    server, hook = sip_server
+    while not hook.events.empty():
+        hook.events.get_nowait()
+    llm.push_text(LONG_ANSWER)
+    llm.push_text("Sure.")
+    pcm = (
+        silence(500, 8000)
+        + to_rate(flite_speech("what is on the menu today"), 16000, 8000)
+        + silence(3500, 8000)  # the agent starts its long answer here
+        + to_rate(flite_speech("stop please i have heard enough thank you"), 16000, 8000)
+        + silence(1000, 8000)
+    )
+    wav = write_wav(tmp_path / "caller.wav", pcm)
+    seconds = wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
+    sipp = SippProcess(
+        SCENARIOS / "uac_speech.xml",
+        f"127.0.0.1:{server.sip_port}",
+        pcaps={"speech.pcap": tmp_path / "speech.pcap"},
+        dtmf="1",
+        workdir=tmp_path / "sipp",
+        duration_ms=int((seconds + 3) * 1000),
+        timeout_s=60,
+    )
+    if not RtpSniffer.available():
+        pytest.skip("watching RTP on lo needs root or CAP_NET_RAW")
+    with RtpSniffer(sipp.media_port) as sniffer, sipp:
+        call_id = (await asyncio.to_thread(hook.wait_event, 20)).data.call_id
+        events = await _watch_call(server, call_id, timeout=60)
+        result = await sipp.wait_async()
+    assert result.ok, result.describe()
+
+    first = of_type(events, "response.created")[0].response.id
+    assert first in [e.response_id for e in of_type(events, "output_audio_buffer.cleared")]
+    truncated = of_type(events, "conversation.item.truncated")
+    assert len(truncated) == 1, [e.type for e in events]
+    heard_ms = truncated[0].audio_end_ms
+    assert 300 <= heard_ms <= 6000, heard_ms  # cut well before the ~10 s answer ended
+    # On the wire: Palaver's loud packets of the first answer end where the item was cut.
+    reply = _reply_packets(sniffer.packets())
+    cut = [n for n, (a, b) in enumerate(itertools.pairwise(reply)) if b[0] - a[0] > 0.5]
+    sent_first = (cut[0] + 1) if cut else len(reply)
+    assert abs(sent_first * 20 - heard_ms) <= 400, (sent_first * 20, heard_ms)
 
 
 async def test_keys_pressed_through_rest_reach_the_caller_as_rfc4733(
