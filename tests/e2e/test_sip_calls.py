@@ -13,13 +13,14 @@ import asyncio
 import base64
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
+import websockets.exceptions
 
 from tests.e2e.realtime_client import of_type
 from tests.support.rtp_sniffer import RtpSniffer
@@ -85,24 +86,38 @@ def sip_server(scripted_llm: Any) -> Iterator[tuple[PalaverServer, WebhookReceiv
             server.cleanup()
 
 
-async def _watch_call(server: PalaverServer, call_id: str, timeout: float) -> list[Any]:
-    """Attach a sideband with the openai SDK once the call is accepted; read until it closes."""
+@contextlib.asynccontextmanager
+async def _sideband(server: PalaverServer, call_id: str) -> AsyncIterator[Any]:
+    """A sideband connection (the openai SDK's) to the call, once the webhook receiver's accept
+    has gone through (before that the server answers 404)."""
     client = openai.AsyncOpenAI(
         api_key=API_KEY, base_url=server.http_url + "/v1", websocket_base_url=server.ws_base_url
     )
-    events: list[Any] = []
-    async with client, asyncio.timeout(timeout):
-        for _ in range(100):  # 404 until the webhook receiver's accept has gone through
+    async with client, contextlib.AsyncExitStack() as stack:
+        for attempt in range(100):
             try:
-                async with client.realtime.connect(call_id=call_id, max_retries=0) as conn:
-                    with contextlib.suppress(Exception):  # the server closes it when the call ends
-                        async for event in conn:
-                            events.append(event)
-                return events
-            except Exception:
-                if events:
-                    return events
+                conn = await stack.enter_async_context(
+                    client.realtime.connect(call_id=call_id, max_retries=0)
+                )
+                break
+            except websockets.exceptions.InvalidStatus:
+                if attempt == 99:
+                    raise
                 await asyncio.sleep(0.1)
+        yield conn
+
+
+async def _events_until_closed(conn: Any, events: list[Any]) -> None:
+    with contextlib.suppress(websockets.exceptions.ConnectionClosed):  # closed when the call ends
+        async for event in conn:
+            events.append(event)
+
+
+async def _watch_call(server: PalaverServer, call_id: str, timeout: float) -> list[Any]:
+    """Every event of the call, from the sideband, until the call ends."""
+    events: list[Any] = []
+    async with asyncio.timeout(timeout), _sideband(server, call_id) as conn:
+        await _events_until_closed(conn, events)
     return events
 
 
@@ -243,6 +258,62 @@ async def test_a_caller_talking_over_the_agent_stops_its_audio_on_the_line(
     cut = [n for n, (a, b) in enumerate(itertools.pairwise(reply)) if b[0] - a[0] > 0.5]
     sent_first = (cut[0] + 1) if cut else len(reply)
     assert abs(sent_first * 20 - heard_ms) <= 400, (sent_first * 20, heard_ms)
+
+
+BOOKING_TOOL = {
+    "type": "function",
+    "name": "find_booking",
+    "description": "Look up a booking by the caller's surname.",
+    "parameters": {"type": "object", "properties": {"surname": {"type": "string"}}, "required": ["surname"]},
+}
+FOUND = "I found your booking for eight o'clock."
+
+
+async def test_the_sideband_drives_the_call_with_a_tool(
+    sip_server: tuple[PalaverServer, WebhookReceiver], llm: Any, tmp_path: Path
+) -> None:
+    """The backend on the sideband adds a tool, runs it when the agent calls it, and the agent
+    speaks the result down the line: session.update, function_call_output and response.create."""
+    server, hook = sip_server
+    while not hook.events.empty():
+        hook.events.get_nowait()
+    llm.push_tool_call("find_booking", {"surname": "smith"})
+    llm.push_text(FOUND)
+    wav = speech_wav(tmp_path / "caller.wav", "my name is smith", leading_silence_s=2.0)
+    seconds = wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
+    sipp = SippProcess(
+        SCENARIOS / "uac_speech.xml",
+        f"127.0.0.1:{server.sip_port}",
+        pcaps={"speech.pcap": tmp_path / "speech.pcap"},
+        dtmf="1",
+        workdir=tmp_path / "sipp",
+        duration_ms=int((seconds + 7) * 1000),
+        timeout_s=60,
+    )
+    events: list[Any] = []
+    with sipp:
+        call_id = (await asyncio.to_thread(hook.wait_event, 20)).data.call_id
+        async with asyncio.timeout(60), _sideband(server, call_id) as conn:
+            await conn.session.update(session={"type": "realtime", "tools": [BOOKING_TOOL]})
+            with contextlib.suppress(websockets.exceptions.ConnectionClosed):  # closed when the call ends
+                async for event in conn:
+                    events.append(event)
+                    if event.type == "response.function_call_arguments.done":
+                        output = {"type": "function_call_output", "call_id": event.call_id}
+                        await conn.conversation.item.create(item={**output, "output": '{"time": "20:00"}'})
+                        await conn.response.create()
+        result = await sipp.wait_async()
+    assert result.ok, result.describe()
+
+    assert of_type(events, "session.updated")[0].session.tools[0].name == "find_booking"
+    (arguments,) = of_type(events, "response.function_call_arguments.done")
+    assert arguments.name == "find_booking" and '"smith"' in arguments.arguments
+    spoken = [e for e in of_type(events, "response.done") if e.response.output]
+    final = spoken[-1].response
+    assert final.output[0].content[0].transcript == FOUND
+    assert final.id in [e.response_id for e in of_type(events, "output_audio_buffer.started")]
+    tool_request = llm.requests[-1]["messages"]
+    assert any(m["role"] == "tool" and "20:00" in str(m["content"]) for m in tool_request)
 
 
 async def test_keys_pressed_through_rest_reach_the_caller_as_rfc4733(
