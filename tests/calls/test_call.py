@@ -71,6 +71,27 @@ async def test_refer_and_hangup_need_an_accepted_call_but_hangup_declines_a_pend
     assert info.value.code == "call_ended"
 
 
+class EndingControl(FakeControl):
+    """Reports the line over while carrying a reject out, as the SIP gateway's cleanup does."""
+
+    async def reject(self, status_code: int) -> None:
+        await super().reject(status_code)
+        assert self.call is not None
+        self.call.mark_ended()
+
+
+@pytest.mark.parametrize("command", ["reject", "hangup"])
+async def test_a_reject_stays_a_reject_when_the_transport_ends_the_line_meanwhile(command: str) -> None:
+    control = EndingControl()
+    call = Call(control=control, sip_headers=list(HEADERS), dialled="1000")  # type: ignore[arg-type]
+    control.call = call
+    await (call.reject(486) if command == "reject" else call.hangup())
+    assert call.state is CallState.REJECTED and call.ended.is_set() and call.over
+    with pytest.raises(CallStateError) as info:
+        await call.accept(config())
+    assert info.value.code == "call_already_rejected"
+
+
 async def test_commands_are_serialised_and_the_loser_of_a_race_is_told() -> None:
     call, control = make_call()
     control.gate = asyncio.Event()
