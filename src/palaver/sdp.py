@@ -174,10 +174,17 @@ class MediaDescription:
 
     @property
     def rtpmaps(self) -> dict[int, RtpMap]:
-        """Payload type -> mapping, with the static PCMU/PCMA entries filled in."""
+        """Payload type -> mapping, with the static PCMU/PCMA entries filled in.
+
+        An unreadable rtpmap (RFC 4475's valid ``esc01`` carries ``a=rtpmap:31 LPC``, with no
+        clock rate) is ignored rather than refusing the whole offer: that payload type is
+        simply unusable."""
         out = {pt: RtpMap(pt, *_STATIC[pt]) for pt in self.payload_types if pt in _STATIC}
         for v in _attrs_named(self.attributes, "rtpmap"):
-            rm = RtpMap.parse(v)
+            try:
+                rm = RtpMap.parse(v)
+            except ValueError:
+                continue
             out[rm.payload_type] = rm
         return out
 
@@ -418,12 +425,7 @@ class _Parser:
         if not _TOKEN.fullmatch(name):
             raise SdpError(n, f"malformed attribute name {name!r}")
         attr = Attribute(name, rest if colon else None)
-        if name == "rtpmap":
-            try:
-                RtpMap.parse(rest)
-            except ValueError as exc:
-                raise SdpError(n, str(exc)) from None
-        elif name == "fmtp":
+        if name == "fmtp":
             pt = rest.partition(" ")[0]
             if not pt.isdigit():
                 raise SdpError(n, f"malformed fmtp {rest!r}")

@@ -67,3 +67,16 @@ def test_torture_invites_become_calls(folder: str, name: str) -> None:
 def test_torture_refused_by_the_parser(folder: str, name: str) -> None:
     with pytest.raises(SipParseError):
         parse_message(load(folder, name))
+
+
+@pytest.mark.parametrize("name", ["esc01", "longreq", "unreason", "wsinv"])  # those with an SDP body
+def test_valid_torture_invites_have_answerable_sdp(name: str) -> None:
+    """The SDP of every valid RFC 4475 INVITE parses and gets an answer (esc01 and longreq carry
+    ``a=rtpmap:31 LPC`` with no clock rate: ignored, not fatal)."""
+    from palaver.sdp import SessionDescription, answer
+    from palaver.sip import parse_message
+
+    message = parse_message(load("valid", name))
+    offer = SessionDescription.parse(message.body)
+    sdp, chosen = answer(offer, local_ip="127.0.0.1", local_port=40000, session_id=1)
+    assert chosen.encoding in ("PCMU", "PCMA") and str(sdp).startswith("v=0")
