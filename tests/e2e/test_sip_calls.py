@@ -13,7 +13,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import pytest
 import websockets.exceptions
 
 from tests.e2e.realtime_client import of_type
+from tests.support.call_watch import sideband, watch_call
 from tests.support.rtp_sniffer import RtpSniffer
 from tests.support.server import PalaverServer
 from tests.support.sip_peers import (
@@ -86,41 +87,6 @@ def sip_server(scripted_llm: Any) -> Iterator[tuple[PalaverServer, WebhookReceiv
             server.cleanup()
 
 
-@contextlib.asynccontextmanager
-async def _sideband(server: PalaverServer, call_id: str) -> AsyncIterator[Any]:
-    """A sideband connection (the openai SDK's) to the call, once the webhook receiver's accept
-    has gone through (before that the server answers 404)."""
-    client = openai.AsyncOpenAI(
-        api_key=API_KEY, base_url=server.http_url + "/v1", websocket_base_url=server.ws_base_url
-    )
-    async with client, contextlib.AsyncExitStack() as stack:
-        for attempt in range(100):
-            try:
-                conn = await stack.enter_async_context(
-                    client.realtime.connect(call_id=call_id, max_retries=0)
-                )
-                break
-            except websockets.exceptions.InvalidStatus:
-                if attempt == 99:
-                    raise
-                await asyncio.sleep(0.1)
-        yield conn
-
-
-async def _events_until_closed(conn: Any, events: list[Any]) -> None:
-    with contextlib.suppress(websockets.exceptions.ConnectionClosed):  # closed when the call ends
-        async for event in conn:
-            events.append(event)
-
-
-async def _watch_call(server: PalaverServer, call_id: str, timeout: float) -> list[Any]:
-    """Every event of the call, from the sideband, until the call ends."""
-    events: list[Any] = []
-    async with asyncio.timeout(timeout), _sideband(server, call_id) as conn:
-        await _events_until_closed(conn, events)
-    return events
-
-
 def _reply_packets(packets: list[tuple[float, int, int, bytes]]) -> list[tuple[float, int, int, bytes]]:
     """Palaver's RTP audio packets that carry sound (PCMA, payload type 8), in order sent."""
     out = []
@@ -156,7 +122,7 @@ async def test_sipp_call_is_announced_accepted_heard_answered_and_hung_up(
     with RtpSniffer(sipp.media_port) as sniffer, sipp:
         incoming = await asyncio.to_thread(hook.wait_event, 20)
         call_id = incoming.data.call_id
-        events = await _watch_call(server, call_id, timeout=60)
+        events = (await watch_call(server, call_id, api_key=API_KEY, timeout=60)).events
         result = await sipp.wait_async()
     assert result.ok, result.describe()
 
@@ -243,7 +209,7 @@ async def test_a_caller_talking_over_the_agent_stops_its_audio_on_the_line(
         pytest.skip("watching RTP on lo needs root or CAP_NET_RAW")
     with RtpSniffer(sipp.media_port) as sniffer, sipp:
         call_id = (await asyncio.to_thread(hook.wait_event, 20)).data.call_id
-        events = await _watch_call(server, call_id, timeout=60)
+        events = (await watch_call(server, call_id, api_key=API_KEY, timeout=60)).events
         result = await sipp.wait_async()
     assert result.ok, result.describe()
 
@@ -293,7 +259,7 @@ async def test_the_sideband_drives_the_call_with_a_tool(
     events: list[Any] = []
     with sipp:
         call_id = (await asyncio.to_thread(hook.wait_event, 20)).data.call_id
-        async with asyncio.timeout(60), _sideband(server, call_id) as conn:
+        async with asyncio.timeout(60), sideband(server, call_id, api_key=API_KEY) as conn:
             await conn.session.update(session={"type": "realtime", "tools": [BOOKING_TOOL]})
             with contextlib.suppress(websockets.exceptions.ConnectionClosed):  # closed when the call ends
                 async for event in conn:

@@ -15,12 +15,14 @@ Everything is bounded: connecting retries until ``timeout``, reading stops at ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+import websockets.exceptions
 
 from tests.support.server import PalaverServer
 from tests.support.sip_peers import SippResult
@@ -31,6 +33,7 @@ __all__ = [
     "call_id_from_log",
     "distinct",
     "rest_client",
+    "sideband",
     "sipp_messages",
     "system_notes",
     "watch_call",
@@ -87,29 +90,36 @@ async def watch_call(
     until the server closes it (or ``timeout``).  ``on_created`` runs once ``session.created``
     arrived, so what it causes (a REST refer or hangup) is seen from its first event."""
     watched = Watched()
-    async with rest_client(server, api_key) as client:
-        try:
-            async with asyncio.timeout(timeout):
-                while True:  # 404 until the call is accepted
-                    try:
-                        conn = await client.realtime.connect(call_id=call_id, max_retries=0).enter()
-                    except Exception:
-                        await asyncio.sleep(0.05)
-                        continue
-                    break
-                try:
-                    async for event in conn:  # ends when the server closes normally
-                        watched.events.append(event)
-                        if event.type == "session.created" and on_created is not None:
-                            await on_created()
-                    watched.closed_cleanly = True
-                except Exception as exc:
-                    watched.error = repr(exc)
-                finally:
-                    await conn.close()
-        except TimeoutError:
-            watched.error = f"the sideband did not close within {timeout:g} s"
+    try:
+        async with asyncio.timeout(timeout), sideband(server, call_id, api_key=api_key) as conn:
+            try:
+                async for event in conn:  # ends when the server closes normally
+                    watched.events.append(event)
+                    if event.type == "session.created" and on_created is not None:
+                        await on_created()
+                watched.closed_cleanly = True
+            except websockets.exceptions.ConnectionClosedError as exc:
+                watched.error = repr(exc)
+    except TimeoutError:
+        watched.error = f"the sideband did not close within {timeout:g} s"
     return watched
+
+
+@contextlib.asynccontextmanager
+async def sideband(server: PalaverServer, call_id: str, *, api_key: str) -> AsyncIterator[Any]:
+    """A sideband connection (``?call_id=``, the openai SDK's) to the call, once it is live: the
+    server answers 404 until the call is accepted, so connecting is retried (bounded)."""
+    async with rest_client(server, api_key) as client, contextlib.AsyncExitStack() as stack:
+        for attempt in range(400):
+            try:
+                connecting = client.realtime.connect(call_id=call_id, max_retries=0)
+                conn = await stack.enter_async_context(connecting)
+                break
+            except websockets.exceptions.InvalidStatus:
+                if attempt == 399:
+                    raise
+                await asyncio.sleep(0.05)
+        yield conn
 
 
 def system_notes(events: list[Any]) -> list[str]:
