@@ -46,6 +46,7 @@ from tests.support.sip_peers import (
     wav_to_rtp_pcap,
     write_wav,
 )
+from tests.support.sip_server import accept_with, hooked_server, scripted_server
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
@@ -60,32 +61,11 @@ PHONE_LINE = "You answer calls to the international number."
 CALL_TIMEOUT = 40.0
 
 
-def _server_env(scripted_llm: Any, **extra: str) -> dict[str, str | None]:
-    return {
-        "PALAVER_LLM_BASE_URL": scripted_llm.base_url,
-        "PALAVER_LLM_MODEL": "scripted",
-        "PALAVER_LLM_API_KEY": "sk-scripted",
-        "PALAVER_API_KEY": API_KEY,
-        "PALAVER_WEBHOOK_URL": None,
-        "PALAVER_SIP_AGENTS": None,
-        "PALAVER_SIP_CREDENTIALS": None,
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
 def hooked(scripted_llm: Any) -> Iterator[tuple[PalaverServer, WebhookReceiver]]:
     require_binary("sipp")
-    with WebhookReceiver(SECRET) as hook:
-        server = PalaverServer(
-            _server_env(scripted_llm, PALAVER_WEBHOOK_URL=hook.url, PALAVER_WEBHOOK_SECRET=SECRET)
-        )
-        server.start()
-        try:
-            yield server, hook
-        finally:
-            server.stop()
-            server.cleanup()
+    with hooked_server(scripted_llm, api_key=API_KEY, secret=SECRET) as (server, hook):
+        yield server, hook
 
 
 @pytest.fixture(scope="module")
@@ -101,25 +81,15 @@ def routed(scripted_llm: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
             }
         )
     )
-    server = PalaverServer(_server_env(scripted_llm, PALAVER_SIP_AGENTS=str(agents)))
-    server.start()
-    try:
+    with scripted_server(scripted_llm, api_key=API_KEY, PALAVER_SIP_AGENTS=str(agents)) as server:
         yield server
-    finally:
-        server.stop()
-        server.cleanup()
 
 
 @pytest.fixture(scope="module")
 def guarded(scripted_llm: Any) -> Iterator[PalaverServer]:
     require_binary("sipp")
-    server = PalaverServer(_server_env(scripted_llm, PALAVER_SIP_CREDENTIALS="alice:secret"))
-    server.start()
-    try:
+    with scripted_server(scripted_llm, api_key=API_KEY, PALAVER_SIP_CREDENTIALS="alice:secret") as server:
         yield server
-    finally:
-        server.stop()
-        server.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +128,6 @@ async def _incoming(hook: WebhookReceiver, service: str, timeout: float = 20.0) 
             to = [h.value for h in event.data.sip_headers if h.name == "To"]
             if to and f"sip:{service}@" in to[0]:
                 return event
-
-
-def _accept_with(server: PalaverServer, instructions: str) -> Any:
-    def accept(event: Any) -> None:
-        with openai.OpenAI(api_key=API_KEY, base_url=server.http_url + "/v1", max_retries=0) as client:
-            client.realtime.calls.accept(event.data.call_id, type="realtime", instructions=instructions)
-
-    return accept
 
 
 def _received(result: SippResult, *, method: str | None = None, status: int | None = None) -> list[Any]:
@@ -263,7 +225,7 @@ async def test_refer_reports_progress_on_the_sideband_then_hangs_up(
     hooked: tuple[PalaverServer, WebhookReceiver], tmp_path: Path, silence_pcap: Path, clients: Clients
 ) -> None:
     server, hook = hooked
-    hook.decide = _accept_with(server, "You transfer callers.")
+    hook.decide = accept_with(server, API_KEY, instructions="You transfer callers.")
     client = clients(server)
 
     with _sipp("uac_refer.xml", server, tmp_path / "sipp", "transfer", silence_pcap) as sipp:
@@ -318,7 +280,7 @@ async def test_rest_hangup_sends_bye_and_closes_the_sideband(
     hooked: tuple[PalaverServer, WebhookReceiver], tmp_path: Path, silence_pcap: Path, clients: Clients
 ) -> None:
     server, hook = hooked
-    hook.decide = _accept_with(server, "You say goodbye.")
+    hook.decide = accept_with(server, API_KEY, instructions="You say goodbye.")
     client = clients(server)
 
     with _sipp("uac_hangup.xml", server, tmp_path / "sipp", "goodbye", silence_pcap) as sipp:

@@ -34,6 +34,7 @@ from tests.support.sip_peers import (
     wav_to_rtp_pcap,
     write_wav,
 )
+from tests.support.sip_server import PHONE_TURNS, accept_with, hooked_server
 from tests.support.speech import flite_speech, silence, to_rate, word_error_rate
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -51,40 +52,9 @@ PCMA_QUIET = frozenset({0xD5, 0x55, 0xD4, 0x54})
 @pytest.fixture(scope="module")
 def sip_server(scripted_llm: Any) -> Iterator[tuple[PalaverServer, WebhookReceiver]]:
     require_binary("sipp")
-    with WebhookReceiver(SECRET) as hook:
-        server = PalaverServer(
-            {
-                "PALAVER_LLM_BASE_URL": scripted_llm.base_url,
-                "PALAVER_LLM_MODEL": "scripted",
-                "PALAVER_LLM_API_KEY": "sk-scripted",
-                "PALAVER_API_KEY": API_KEY,
-                "PALAVER_WEBHOOK_URL": hook.url,
-                "PALAVER_WEBHOOK_SECRET": SECRET,
-            }
-        )
-
-        def accept(event: Any) -> None:
-            client = openai.OpenAI(api_key=API_KEY, base_url=server.http_url + "/v1")
-            client.realtime.calls.accept(
-                event.data.call_id,
-                type="realtime",
-                instructions=INSTRUCTIONS,
-                audio={
-                    "input": {
-                        "transcription": {"model": "gpt-4o-mini-transcribe"},
-                        # Phone speech: a caller's short pauses are not the end of the turn.
-                        "turn_detection": {"type": "server_vad", "silence_duration_ms": 800},
-                    }
-                },
-            )
-
-        hook.decide = accept
-        server.start()
-        try:
-            yield server, hook
-        finally:
-            server.stop()
-            server.cleanup()
+    with hooked_server(scripted_llm, api_key=API_KEY, secret=SECRET) as (server, hook):
+        hook.decide = accept_with(server, API_KEY, instructions=INSTRUCTIONS, audio=PHONE_TURNS)
+        yield server, hook
 
 
 def _reply_packets(packets: list[tuple[float, int, int, bytes]]) -> list[tuple[float, int, int, bytes]]:

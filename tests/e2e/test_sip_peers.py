@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import openai
 import pytest
 
 from tests.support.call_watch import distinct, sipp_messages, watch_call
@@ -29,6 +28,7 @@ from tests.support.sip_peers import (
     speech_wav,
     wav_to_rtp_pcap,
 )
+from tests.support.sip_server import PHONE_TURNS, accept_with, hooked_server
 from tests.support.speech import word_error_rate
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -44,41 +44,9 @@ CALL_TIMEOUT = 60.0
 
 @pytest.fixture(scope="module")
 def peers_server(scripted_llm: Any) -> Iterator[tuple[PalaverServer, WebhookReceiver]]:
-    with WebhookReceiver(SECRET) as hook:
-        server = PalaverServer(
-            {
-                "PALAVER_LLM_BASE_URL": scripted_llm.base_url,
-                "PALAVER_LLM_MODEL": "scripted",
-                "PALAVER_LLM_API_KEY": "sk-scripted",
-                "PALAVER_API_KEY": API_KEY,
-                "PALAVER_WEBHOOK_URL": hook.url,
-                "PALAVER_WEBHOOK_SECRET": SECRET,
-                "PALAVER_SIP_AGENTS": None,
-                "PALAVER_SIP_CREDENTIALS": None,
-            }
-        )
-
-        def accept(event: Any) -> None:
-            with openai.OpenAI(api_key=API_KEY, base_url=server.http_url + "/v1", max_retries=0) as client:
-                client.realtime.calls.accept(
-                    event.data.call_id,
-                    type="realtime",
-                    instructions=INSTRUCTIONS,
-                    audio={
-                        "input": {
-                            "transcription": {"model": "gpt-4o-mini-transcribe"},
-                            "turn_detection": {"type": "server_vad", "silence_duration_ms": 800},
-                        }
-                    },
-                )
-
-        hook.decide = accept
-        server.start()
-        try:
-            yield server, hook
-        finally:
-            server.stop()
-            server.cleanup()
+    with hooked_server(scripted_llm, api_key=API_KEY, secret=SECRET) as (server, hook):
+        hook.decide = accept_with(server, API_KEY, instructions=INSTRUCTIONS, audio=PHONE_TURNS)
+        yield server, hook
 
 
 async def _incoming(hook: WebhookReceiver, user: str, timeout: float = 30.0) -> Any:

@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.server import PalaverServer
 from tests.support.sip_peers import BaresipCaller, make_tls_cert, read_wav, require_binary, speech_wav
+from tests.support.sip_server import scripted_server
 from tests.support.speech import word_error_rate
 
 pytestmark = pytest.mark.e2e
@@ -29,22 +30,10 @@ ANSWER = "Yes I can hear you very well."
 def tls_server(scripted_llm: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PalaverServer]:
     require_binary("baresip")
     tls = make_tls_cert(tmp_path_factory.mktemp("tls"))
-    server = PalaverServer(
-        {
-            "PALAVER_LLM_BASE_URL": scripted_llm.base_url,
-            "PALAVER_LLM_MODEL": "scripted",
-            "PALAVER_LLM_API_KEY": "sk-scripted",
-            "PALAVER_API_KEY": None,
-            "PALAVER_SIP_TLS_CERT": str(tls.cert),
-            "PALAVER_SIP_TLS_KEY": str(tls.key),
-        }
-    )
-    server.start()
-    try:
+    with scripted_server(
+        scripted_llm, api_key=None, PALAVER_SIP_TLS_CERT=str(tls.cert), PALAVER_SIP_TLS_KEY=str(tls.key)
+    ) as server:
         yield server
-    finally:
-        server.stop()
-        server.cleanup()
 
 
 def _recognise(path: Path) -> str:
