@@ -303,19 +303,7 @@ class SipCall:
         call.session = session
         endpoint.on_started = media.started
         endpoint.on_stopped = media.stopped
-        endpoint.start(
-            (chosen.remote_address, chosen.remote_port),
-            chosen.payload_type,
-            "PCMA" if chosen.encoding == "PCMA" else "PCMU",
-            telephone_event=chosen.telephone_event,
-            srtp=chosen.srtp,
-            on_audio=self._line_audio,
-            on_dtmf=self.dtmf,
-            on_inactive=self._inactive,
-            inactivity_seconds=gw.settings.rtp_timeout_seconds or None,
-            direction=chosen.direction,
-            remote_rtcp=(chosen.remote_address, chosen.remote_rtcp_port),
-        )
+        self._start_media(endpoint, chosen)
         self._answered = True
         session.start()
         loop = asyncio.get_running_loop()
@@ -414,15 +402,24 @@ class SipCall:
         with contextlib.suppress(CallStateError):
             self.gateway.command(lambda ua, now: ua.accept_reinvite(self.handle, answer_sdp, now))
         if self._answered:
-            endpoint.start(
-                (chosen.remote_address, chosen.remote_port),
-                chosen.payload_type,
-                "PCMA" if chosen.encoding == "PCMA" else "PCMU",
-                telephone_event=chosen.telephone_event,
-                srtp=chosen.srtp,
-                direction=chosen.direction,
-                remote_rtcp=(chosen.remote_address, chosen.remote_rtcp_port),
-            )
+            self._start_media(endpoint, chosen)
+
+    def _start_media(self, endpoint: RtpEndpoint, chosen: Chosen) -> None:
+        """Start the RTP stream the SDP settled, or update it after a re-INVITE (same port,
+        one continuous outgoing stream)."""
+        endpoint.start(
+            (chosen.remote_address, chosen.remote_port),
+            chosen.payload_type,
+            "PCMA" if chosen.encoding == "PCMA" else "PCMU",
+            telephone_event=chosen.telephone_event,
+            srtp=chosen.srtp,
+            on_audio=self._line_audio,
+            on_dtmf=self.dtmf,
+            on_inactive=self._inactive,
+            inactivity_seconds=self.gateway.settings.rtp_timeout_seconds or None,
+            direction=chosen.direction,
+            remote_rtcp=(chosen.remote_address, chosen.remote_rtcp_port),
+        )
 
     def _inactive(self) -> None:
         log.info("call %s: no RTP for %gs, hanging up", self.id, self.gateway.settings.rtp_timeout_seconds)

@@ -131,6 +131,7 @@ class WebhookSender:
         for attempt in range(1, self._attempts + 1):
             started = loop.time()
             retry_after: float | None = None
+            delivered = False
             try:
                 async with asyncio.timeout(self._attempt_timeout):  # the whole attempt, not each read
                     response = await self._client.post(
@@ -146,21 +147,11 @@ class WebhookSender:
             else:
                 status = response.status_code
                 outcome = f"HTTP {status}"
-                if 200 <= status < 300:
-                    log.info(
-                        "webhook %s %s attempt %d/%d to %s: %s in %.0f ms",
-                        event.type,
-                        event.id,
-                        attempt,
-                        self._attempts,
-                        self.url,
-                        outcome,
-                        (loop.time() - started) * 1000,
-                    )
-                    return True
+                delivered = 200 <= status < 300
                 retryable = status >= 500 or status == 429
                 retry_after = _retry_after(response.headers.get("retry-after")) if status == 429 else None
-            log.warning(
+            log.log(
+                logging.INFO if delivered else logging.WARNING,
                 "webhook %s %s attempt %d/%d to %s: %s in %.0f ms",
                 event.type,
                 event.id,
@@ -170,6 +161,8 @@ class WebhookSender:
                 outcome,
                 (loop.time() - started) * 1000,
             )
+            if delivered:
+                return True
             if not retryable or attempt == self._attempts:
                 break
             delay = min(self._max_backoff, self._backoff * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
