@@ -57,6 +57,29 @@ def sip_server(scripted_llm: Any) -> Iterator[tuple[PalaverServer, WebhookReceiv
         yield server, hook
 
 
+def _caller(
+    server: PalaverServer,
+    tmp_path: Path,
+    scenario: str,
+    *,
+    pause_s: float | None = None,
+    transport: str = "u1",
+) -> SippProcess:
+    """SIPp calling ``server`` with ``tmp_path/speech.pcap`` as its voice; ``uac_speech.xml``
+    then waits ``pause_s`` (the reply), presses "1" and hangs up; ``uac_hangup.xml`` waits for
+    Palaver's BYE."""
+    return SippProcess(
+        SCENARIOS / scenario,
+        f"127.0.0.1:{server.sip_port}",
+        transport=transport,  # type: ignore[arg-type]
+        pcaps={"speech.pcap": tmp_path / "speech.pcap"},
+        dtmf="1",
+        workdir=tmp_path / "sipp",
+        duration_ms=None if pause_s is None else int(pause_s * 1000),
+        timeout_s=60,
+    )
+
+
 def _reply_packets(packets: list[tuple[float, int, int, bytes]]) -> list[tuple[float, int, int, bytes]]:
     """Palaver's RTP audio packets that carry sound (PCMA, payload type 8), in order sent."""
     out = []
@@ -77,16 +100,7 @@ async def test_sipp_call_is_announced_accepted_heard_answered_and_hung_up(
     llm.push_text(ANSWER)
     wav = speech_wav(tmp_path / "speech.wav", SPOKEN, leading_silence_s=1.0, trailing_silence_s=1.0)
     seconds = wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
-    sipp = SippProcess(
-        SCENARIOS / "uac_speech.xml",
-        f"127.0.0.1:{server.sip_port}",
-        transport=transport,  # type: ignore[arg-type]
-        pcaps={"speech.pcap": tmp_path / "speech.pcap"},
-        dtmf="1",
-        workdir=tmp_path / "sipp",
-        duration_ms=int((seconds + 8) * 1000),
-        timeout_s=60,
-    )
+    sipp = _caller(server, tmp_path, "uac_speech.xml", pause_s=seconds + 8, transport=transport)
     if not RtpSniffer.available():
         pytest.skip("watching RTP on lo needs root or CAP_NET_RAW")
     with RtpSniffer(sipp.media_port) as sniffer, sipp:
@@ -166,15 +180,7 @@ async def test_a_caller_talking_over_the_agent_stops_its_audio_on_the_line(
     )
     wav = write_wav(tmp_path / "caller.wav", pcm)
     seconds = wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
-    sipp = SippProcess(
-        SCENARIOS / "uac_speech.xml",
-        f"127.0.0.1:{server.sip_port}",
-        pcaps={"speech.pcap": tmp_path / "speech.pcap"},
-        dtmf="1",
-        workdir=tmp_path / "sipp",
-        duration_ms=int((seconds + 3) * 1000),
-        timeout_s=60,
-    )
+    sipp = _caller(server, tmp_path, "uac_speech.xml", pause_s=seconds + 3)
     if not RtpSniffer.available():
         pytest.skip("watching RTP on lo needs root or CAP_NET_RAW")
     with RtpSniffer(sipp.media_port) as sniffer, sipp:
@@ -217,15 +223,7 @@ async def test_the_sideband_drives_the_call_with_a_tool(
     llm.push_text(FOUND)
     wav = speech_wav(tmp_path / "caller.wav", "my name is smith", leading_silence_s=2.0)
     seconds = wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
-    sipp = SippProcess(
-        SCENARIOS / "uac_speech.xml",
-        f"127.0.0.1:{server.sip_port}",
-        pcaps={"speech.pcap": tmp_path / "speech.pcap"},
-        dtmf="1",
-        workdir=tmp_path / "sipp",
-        duration_ms=int((seconds + 7) * 1000),
-        timeout_s=60,
-    )
+    sipp = _caller(server, tmp_path, "uac_speech.xml", pause_s=seconds + 7)
     events: list[Any] = []
     with sipp:
         call_id = (await asyncio.to_thread(hook.wait_event, 20)).data.call_id
@@ -261,13 +259,7 @@ async def test_keys_pressed_through_rest_reach_the_caller_as_rfc4733(
         hook.events.get_nowait()
     wav = speech_wav(tmp_path / "hello.wav", "hello", leading_silence_s=0.2)
     wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
-    sipp = SippProcess(
-        SCENARIOS / "uac_hangup.xml",
-        f"127.0.0.1:{server.sip_port}",
-        pcaps={"speech.pcap": tmp_path / "speech.pcap"},
-        workdir=tmp_path / "sipp",
-        timeout_s=30,
-    )
+    sipp = _caller(server, tmp_path, "uac_hangup.xml")
     if not RtpSniffer.available():
         pytest.skip("watching RTP on lo needs root or CAP_NET_RAW")
     client = openai.AsyncOpenAI(api_key=API_KEY, base_url=server.http_url + "/v1")
@@ -312,13 +304,7 @@ async def test_a_caller_that_goes_silent_is_hung_up(scripted_llm: Any, tmp_path:
     server = PalaverServer({"PALAVER_RTP_TIMEOUT_SECONDS": "1.5", "PALAVER_STT": "null"})
     server.start()
     try:
-        sipp = SippProcess(
-            SCENARIOS / "uac_hangup.xml",
-            f"127.0.0.1:{server.sip_port}",
-            pcaps={"speech.pcap": tmp_path / "speech.pcap"},
-            workdir=tmp_path / "sipp",
-            timeout_s=30,
-        )
+        sipp = _caller(server, tmp_path, "uac_hangup.xml")
         with sipp:
             result = await sipp.wait_async()
         assert result.ok, result.describe()
