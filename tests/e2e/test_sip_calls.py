@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -312,3 +313,18 @@ async def test_a_caller_that_goes_silent_is_hung_up(scripted_llm: Any, tmp_path:
     finally:
         server.stop()
         server.cleanup()
+
+
+def test_a_busy_sip_port_stops_startup_with_a_clear_message() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        server = PalaverServer({"PALAVER_SIP_PORT": str(port), "PALAVER_STT": "null"})
+        try:
+            with pytest.raises(RuntimeError) as failed:
+                server.start(timeout=30)
+        finally:
+            server.stop()
+            server.cleanup()
+    assert f"cannot take SIP calls on 127.0.0.1:{port}" in str(failed.value)
+    assert "PALAVER_SIP_ENABLED=false" in str(failed.value)

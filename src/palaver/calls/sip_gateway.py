@@ -81,6 +81,10 @@ def _dtmf_relay_digit(content_type: str | None, body: bytes) -> str | None:
     return None
 
 
+class SipUnavailable(RuntimeError):
+    """The SIP ports could not be opened (startup fails with this message)."""
+
+
 class SipGateway:
     """The SIP side of the server: ``await start()``, ``await close()``."""
 
@@ -99,7 +103,17 @@ class SipGateway:
         return self.transport.contacts
 
     async def start(self) -> None:
-        contacts = await self.transport.start()
+        try:
+            contacts = await self.transport.start()
+        except OSError as exc:
+            settings = self.settings
+            message = (
+                f"cannot take SIP calls on {settings.sip_host}:{settings.sip_port}: {exc}. "
+                "Is another SIP server running? Set PALAVER_SIP_PORT to a free port, "
+                "or PALAVER_SIP_ENABLED=false to run without phone calls."
+            )
+            log.error(message)
+            raise SipUnavailable(message) from None
         self.ua = UserAgent(
             UaConfig(
                 contacts=contacts,
