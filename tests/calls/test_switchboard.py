@@ -22,7 +22,7 @@ from palaver.calls.switchboard import CallSettings, Switchboard
 from palaver.config import ConfigError, Settings
 from palaver.server.app import create_app
 from tests.calls.fakes import FakeControl, serving
-from tests.calls.receiver import webhook_receiver
+from tests.support.webhook_receiver import WebhookReceiver
 
 WHSEC = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 HEADERS = [
@@ -82,7 +82,7 @@ async def test_no_agent_for_the_number_declines_404(boards, tmp_path: Path) -> N
 
 
 async def test_webhook_taken_but_no_decision_in_time_applies_the_default(boards) -> None:
-    with webhook_receiver() as receiver:
+    with WebhookReceiver() as receiver:
         switchboard = board(boards, webhook_url=receiver.url, webhook_secret=WHSEC, sip_decision_seconds=0.2)
         call, control = offer(switchboard)
         assert await switchboard.offer(call) is CallState.ACCEPTED
@@ -90,7 +90,7 @@ async def test_webhook_taken_but_no_decision_in_time_applies_the_default(boards)
 
 
 async def test_webhook_refused_applies_the_default_reject(boards) -> None:
-    with webhook_receiver(then=500) as receiver:
+    with WebhookReceiver(then=500) as receiver:
         switchboard = board(
             boards,
             webhook_url=receiver.url,
@@ -105,7 +105,7 @@ async def test_webhook_refused_applies_the_default_reject(boards) -> None:
 
 
 async def test_the_caller_giving_up_while_pending_ends_the_offer(boards) -> None:
-    with webhook_receiver() as receiver:
+    with WebhookReceiver() as receiver:
         switchboard = board(boards, webhook_url=receiver.url, sip_decision_seconds=30)
         call, control = offer(switchboard)
         task = asyncio.create_task(switchboard.offer(call))
@@ -145,7 +145,7 @@ def test_call_settings_come_from_the_environment() -> None:
 @pytest.mark.e2e
 async def test_webhook_then_rest_accept_with_the_sdks(backends: Backends) -> None:
     """The whole flow as a customer runs it: verify with ``unwrap``, accept with ``calls.accept``."""
-    with webhook_receiver() as receiver:
+    with WebhookReceiver() as receiver:
         settings = Settings(
             api_key="sk-flow", stt="null", vad="energy", webhook_url=receiver.url, webhook_secret=WHSEC
         )

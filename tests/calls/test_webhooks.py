@@ -18,8 +18,8 @@ from palaver.calls.call import Call
 from palaver.calls.webhooks import WebhookSender, call_incoming_event, secret_key, sign
 from palaver.config import ConfigError
 from tests.calls.fakes import FakeControl
-from tests.calls.receiver import DROP, webhook_receiver
 from tests.support.server import free_port
+from tests.support.webhook_receiver import DROP, WebhookReceiver
 
 WHSEC = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 HEADERS = [
@@ -79,7 +79,7 @@ def test_a_malformed_whsec_secret_is_a_config_error() -> None:
 async def test_delivery_retries_connection_errors_5xx_and_429_until_accepted(caplog) -> None:
     caplog.set_level(logging.INFO, logger="palaver.calls.webhooks")
     call = make_call()
-    with webhook_receiver([DROP, 503, 429, 202]) as receiver:
+    with WebhookReceiver(script=[DROP, 503, 429, 202]) as receiver:
         sender = WebhookSender(receiver.url, WHSEC, attempts=5, backoff=0.01, attempt_timeout=5)
         try:
             assert await sender.deliver(call_incoming_event(call)) is True
@@ -97,7 +97,7 @@ async def test_delivery_retries_connection_errors_5xx_and_429_until_accepted(cap
 
 
 async def test_another_4xx_is_not_retried() -> None:
-    with webhook_receiver([400]) as receiver:
+    with WebhookReceiver(script=[400]) as receiver:
         sender = WebhookSender(receiver.url, WHSEC, attempts=5, backoff=0.01)
         try:
             assert await sender.deliver(call_incoming_event(make_call())) is False
@@ -107,7 +107,7 @@ async def test_another_4xx_is_not_retried() -> None:
 
 
 async def test_attempts_are_bounded() -> None:
-    with webhook_receiver(then=500) as receiver:
+    with WebhookReceiver(then=500) as receiver:
         sender = WebhookSender(receiver.url, WHSEC, attempts=3, backoff=0.01)
         try:
             assert await sender.deliver(call_incoming_event(make_call())) is False
@@ -117,7 +117,7 @@ async def test_attempts_are_bounded() -> None:
 
 
 async def test_no_new_attempt_starts_past_the_deadline() -> None:
-    with webhook_receiver(then=503) as receiver:
+    with WebhookReceiver(then=503) as receiver:
         sender = WebhookSender(receiver.url, WHSEC, attempts=10, backoff=1.0)
         try:
             deadline = asyncio.get_running_loop().time()  # already passed: the first try only

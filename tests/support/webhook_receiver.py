@@ -1,14 +1,17 @@
-"""A webhook receiver as a Palaver user writes one: verify with the stock ``openai`` SDK, then decide.
+"""A webhook receiver on 127.0.0.1, in a thread: the one every webhook test talks to.
+
+As a Palaver user writes one (``secret`` given): each delivery is verified and parsed with the
+stock SDK (``OpenAI(webhook_secret=...).webhooks.unwrap``; a bad signature is answered 400 and
+recorded in ``rejected``), answered 200 at once, and ``decide(event)`` runs afterwards on its
+own thread, the way OpenAI recommends (answer fast, then accept or reject through REST)::
 
     with WebhookReceiver(secret, decide=lambda event: client.realtime.calls.accept(...)) as hook:
         ...  # point PALAVER_WEBHOOK_URL at hook.url
         event = hook.wait_event(timeout=10)
 
-Each POST is verified and parsed with ``OpenAI(webhook_secret=...).webhooks.unwrap`` (a bad
-signature answers 400 and is recorded in ``rejected``); the request is answered 200 at once and
-``decide(event)`` runs afterwards on its own thread, the way OpenAI recommends (answer fast,
-accept or reject through the REST API). ``fail_first`` answers the first N deliveries with 503
-to exercise the sender's retries.
+As a scripted peer for the sender's own tests: ``script`` answers successive deliveries with
+those statuses (``DROP``: close the connection without answering), then ``then``; every
+delivery is recorded raw in ``deliveries`` and sets ``arrived``.
 """
 
 from __future__ import annotations
@@ -16,30 +19,43 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 import openai
 
-__all__ = ["WebhookReceiver"]
+__all__ = ["DROP", "Delivery", "WebhookReceiver"]
+
+#: A scripted answer: close the connection without answering.
+DROP = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    headers: dict[str, str]  # lower-case names
+    body: bytes
 
 
 class WebhookReceiver:
     def __init__(
         self,
-        secret: str,
+        secret: str | None = None,
         decide: Callable[[Any], None] | None = None,
         *,
-        fail_first: int = 0,
+        script: list[int] | None = None,
+        then: int = 200,
     ) -> None:
-        self._client = openai.OpenAI(api_key="unused", webhook_secret=secret)
+        self._client = openai.OpenAI(api_key="unused", webhook_secret=secret) if secret else None
         #: Runs on its own thread with each verified event (may be set after construction).
         self.decide = decide
-        self._fail_left = fail_first
+        self._script = list(script or [])
+        self._then = then
         self._lock = threading.Lock()
         self.events: queue.Queue[Any] = queue.Queue()
-        self.deliveries = 0
+        self.deliveries: list[Delivery] = []
+        self.arrived = threading.Event()
         self.rejected: list[str] = []
         self.decision_errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
@@ -48,26 +64,14 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                with receiver._lock:
-                    receiver.deliveries += 1
-                    failing = receiver._fail_left > 0
-                    if failing:
-                        receiver._fail_left -= 1
-                if failing:
-                    self._answer(503)
-                    return
-                try:
-                    event = receiver._client.webhooks.unwrap(body, dict(self.headers.items()))
-                except Exception as exc:  # bad signature or payload: the sender must learn
-                    receiver.rejected.append(repr(exc))
-                    self._answer(400)
-                    return
-                self._answer(200)
-                receiver.events.put(event)
-                if receiver.decide is not None:
-                    thread = threading.Thread(target=receiver._run_decision, args=(event,), daemon=True)
-                    receiver._threads.append(thread)
-                    thread.start()
+                status = receiver._record(Delivery({k.lower(): v for k, v in self.headers.items()}, body))
+                if status == DROP:
+                    self.close_connection = True
+                elif not 200 <= status < 300 or receiver._client is None:
+                    self._answer(status)
+                else:
+                    receiver._verify_and_decide(self, body)
+                receiver.arrived.set()
 
             def _answer(self, status: int) -> None:
                 self.send_response(status)
@@ -77,13 +81,35 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+        self._handler = Handler
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/webhook"
+
+    def _record(self, delivery: Delivery) -> int:
+        with self._lock:
+            self.deliveries.append(delivery)
+            return self._script.pop(0) if self._script else self._then
+
+    def _verify_and_decide(self, handler: Any, body: bytes) -> None:
+        assert self._client is not None
+        try:
+            event = self._client.webhooks.unwrap(body, dict(handler.headers.items()))
+        except Exception as exc:  # bad signature or payload: the sender must learn
+            self.rejected.append(repr(exc))
+            handler._answer(400)
+            return
+        handler._answer(200)
+        self.events.put(event)
+        if self.decide is not None:
+            thread = threading.Thread(target=self._run_decision, args=(event,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def _run_decision(self, event: Any) -> None:
         assert self.decide is not None
@@ -107,3 +133,5 @@ class WebhookReceiver:
         self._thread.join(timeout=5)
         for thread in self._threads:
             thread.join(timeout=10)
+        if self._client is not None:
+            self._client.close()
