@@ -14,6 +14,14 @@ endpoints assigned to that phase: all their sends first, then their receive side
 buffer → ``on_audio``, inactivity, RTCP). One timer serves every call of the process, and
 spreading calls over phases bounds how long the last endpoint of a tick waits behind the
 others. Each packet's send time minus its slot time is recorded (``stats().send_jitter_ms``).
+
+The receive side is the heavy part on a phone line (``on_audio`` feeds a session: decoding,
+resampling, VAD), so it runs as its own loop callback after the sends and gives the loop
+back as soon as the next tick falls due (or after ``receive_slice`` seconds), resuming in a
+later callback: the next phase's sends wait for one endpoint's receive work at most, not for
+a whole phase of sessions. Under overload the receive side falls behind before the sends do;
+a phase whose previous receive pass has not finished is not started again
+(``receive_skips``): that pass reaches its endpoints, which then catch up on what was queued.
 """
 
 from __future__ import annotations
@@ -42,6 +50,8 @@ log = logging.getLogger(__name__)
 
 _READ_BATCH = 64
 _RECV_SIZE = 2048
+#: At most this many seconds of receive-side work per loop callback (see the module docstring).
+RECEIVE_SLICE_SECONDS = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,22 +90,34 @@ class MediaClock:
         weakref.WeakKeyDictionary()
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, phases: int = 4, period: float = FRAME_SECONDS):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        phases: int = 4,
+        period: float = FRAME_SECONDS,
+        receive_slice: float = RECEIVE_SLICE_SECONDS,
+    ):
         if phases < 1:
             raise ValueError("phases must be >= 1")
         self.loop = loop
         self.period = period
         self.phases = phases
         self.step = period / phases
+        self.receive_slice = receive_slice
         self._members: list[list[RtpEndpoint]] = [[] for _ in range(phases)]
+        self._receiving = [False] * phases  # a phase's receive pass is still under way
         self._origin = 0.0
         self._k = 0
         self._handle: asyncio.TimerHandle | None = None
+        self._next = 0.0  # when the next tick is due
         self.ticks = 0
         self.late_wakeups = 0
         """Wake-ups more than one step after their grid time."""
         self.tick_seconds = 0.0
-        """CPU-side wall time spent inside ticks (for benchmarks)."""
+        """CPU-side wall time spent inside ticks and receive slices (for benchmarks)."""
+        self.receive_skips = 0
+        """Phase ticks whose receive pass was not started: the previous one was still under way."""
 
     @classmethod
     def for_loop(cls, loop: asyncio.AbstractEventLoop | None = None) -> MediaClock:
@@ -112,7 +134,7 @@ class MediaClock:
         """Register ``ep``; returns the time of its first slot (on its phase of the grid)."""
         now = self.loop.time()
         if self._handle is None:
-            self._origin = now
+            self._origin = self._next = now
             self._k = 0
             self._handle = self.loop.call_at(now, self._fire)
         phase = min(range(self.phases), key=lambda p: len(self._members[p]))
@@ -135,14 +157,17 @@ class MediaClock:
         loop = self.loop
         now = loop.time()
         k = self._k
-        members = self._members[k % self.phases]
+        phase = k % self.phases
+        members = self._members[phase]
         if members:
             eps = tuple(members)
             for ep in eps:
                 ep._send_tick()
-            wallclock = time.time()
-            for ep in eps:
-                ep._receive_tick(now, wallclock)
+            if self._receiving[phase]:
+                self.receive_skips += 1
+            else:
+                self._receiving[phase] = True
+                loop.call_soon(self._receive, phase, eps, 0)
         self.ticks += 1
         k += 1
         when = self._origin + k * self.step
@@ -153,9 +178,32 @@ class MediaClock:
         self._k = k
         if len(self):
             self._handle = loop.call_at(when, self._fire)
+            self._next = when
         else:
             self._handle = None
         self.tick_seconds += time.perf_counter() - t0
+
+    def _receive(self, phase: int, eps: tuple[RtpEndpoint, ...], start: int) -> None:
+        """The receive side of ``eps[start:]`` until the next tick is due (or ``receive_slice``
+        seconds have passed), then the rest in a later callback."""
+        t0 = time.perf_counter()
+        loop = self.loop
+        now, wallclock = loop.time(), time.time()
+        until = min(self._next, now + self.receive_slice)
+        i = start
+        try:
+            while i < len(eps):
+                ep = eps[i]
+                i += 1
+                ep._receive_tick(now, wallclock)
+                if loop.time() >= until:
+                    break
+        finally:
+            if i < len(eps):
+                self.loop.call_soon(self._receive, phase, eps, i)
+            else:
+                self._receiving[phase] = False
+            self.tick_seconds += time.perf_counter() - t0
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -237,7 +285,7 @@ class RtpEndpoint:
             loop=loop,
             rtp_socket=rtp,
             rtcp_socket=rtcp,
-            clock=clock or MediaClock.for_loop(loop),
+            clock=clock if clock is not None else MediaClock.for_loop(loop),  # an empty clock is falsy
             host=host,
             local_port=rtp.getsockname()[1],
         )
