@@ -27,7 +27,6 @@ from palaver.calls.switchboard import Switchboard
 from palaver.config import Settings
 from palaver.protocol.client_events import parse_client_event
 from palaver.protocol.session_config import RealtimeSessionConfig, apply_session_update
-from palaver.rtp.srtp import SUITES
 from palaver.sdp import Chosen, NoAcceptableMedia, SdpError, SessionDescription, answer
 from palaver.server.sessions import build_session
 from palaver.session.session import Session
@@ -241,13 +240,8 @@ class SipCall:
             await self.release()
             return
         try:
-            srtp_key = secrets.token_bytes(30) if any(s in SUITES for s in _offered_suites(offer)) else None
-            sdp, chosen = answer(
-                offer,
-                local_ip=host,
-                local_port=self.endpoint.local_port,
-                session_id=self._session_id,
-                srtp_key=srtp_key,
+            sdp, chosen = answer(  # with our own SRTP key when the offer is RTP/SAVP
+                offer, local_ip=host, local_port=self.endpoint.local_port, session_id=self._session_id
             )
         except NoAcceptableMedia as exc:
             log.info("call %s: %s", self.handle, exc)
@@ -475,13 +469,3 @@ class SipCall:
         if self.call is not None:
             self.call.mark_ended()
         self.gateway.forget(self.handle)
-
-
-def _offered_suites(offer: SessionDescription) -> list[str]:
-    suites: list[str] = []
-    for media in offer.media:
-        for line in media.crypto:
-            parts = line.split()
-            if len(parts) >= 2:
-                suites.append(parts[1])
-    return suites
