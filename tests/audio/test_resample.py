@@ -8,6 +8,7 @@ RATE_PAIRS = [
     (24000, 16000),
     (22050, 24000),
     (8000, 16000),
+    (8000, 24000),
     (16000, 24000),
     (48000, 16000),
     (16000, 8000),
@@ -135,3 +136,20 @@ def test_bad_arguments() -> None:
         StreamResampler(0, 16000)
     with pytest.raises(ValueError):
         StreamResampler(16000, 24000).process(np.zeros((2, 2), dtype=np.int16))
+
+
+@pytest.mark.parametrize(("src", "dst"), [(8000, 16000), (8000, 24000)])
+def test_integer_upsampling_matches_the_polyphase_definition(src: int, dst: int) -> None:
+    """The correlation fast path computes exactly y[j] = sum_d x[j // L + d] * table[j % L][d]."""
+    from palaver.audio.resample import _design
+
+    up = dst // src
+    table, taps = _design(src, dst, up)
+    half = taps // 2
+    x = np.random.default_rng(7).integers(-20000, 20000, size=400).astype(np.int16)
+    y = resample(x, src, dst).astype(np.int64)
+    padded = np.concatenate([np.zeros(half - 1), x.astype(np.float64), np.zeros(half)])
+    expected = [
+        np.dot(padded[j // up : j // up + taps], table[j % up].astype(np.float64)) for j in range(len(y))
+    ]
+    assert np.abs(y - np.rint(np.clip(expected, -32768, 32767))).max() <= 1

@@ -128,6 +128,17 @@ class StreamResampler:
         base = pos // self._up
         phase = pos % self._up
         first = base - (self._taps // 2 - 1) - self._buf_start
+        if self._down == 1 and self._up <= _FEW_PHASES:
+            # Integer upsampling (8 -> 16 or 24 kHz: every phone frame): the outputs of one
+            # phase take consecutive windows, so each phase is one 'valid' correlation over a
+            # contiguous slice, with no gathered copy of the windows (~3x cheaper on 20 ms).
+            values = np.empty(end - start, dtype=np.float32)
+            for p in range(min(self._up, end - start)):
+                count = len(range(p, end - start, self._up))
+                f0 = int(first[p])
+                segment = self._buf[f0 : f0 + count + self._taps - 1]
+                values[p :: self._up] = np.correlate(segment, self._table[phase[p]], mode="valid")
+            return self._finish(values, end)
         view = sliding_window_view(self._buf, self._taps)
         if self._up <= _FEW_PHASES:
             # Outputs of one phase share one filter row: gather their windows and let BLAS do a
@@ -138,6 +149,10 @@ class StreamResampler:
                 values[rows] = view[first[rows]] @ self._table[phase[p]]
         else:  # many phases (e.g. 22050 -> 24000 has 160): one pass over gathered rows
             values = np.einsum("ij,ij->i", view[first], self._table[phase])
+        return self._finish(values, end)
+
+    def _finish(self, values: npt.NDArray[np.float32], end: int) -> npt.NDArray[np.int16]:
+        """Round the outputs up to ``end`` and drop the input no later output needs."""
         out: npt.NDArray[np.int16] = np.clip(np.rint(values), -32768, 32767).astype(np.int16)
         self._next_out = end
         keep_from = (end * self._down) // self._up - (self._taps // 2 - 1)
