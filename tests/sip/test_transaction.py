@@ -348,3 +348,19 @@ def test_tables_are_data_and_terminated_is_final(cls: type[Transaction]) -> None
     for state, timers in cls.TIMERS.items():
         for timer in timers:
             assert (state, timer) in cls.TABLE, (state, timer)
+
+
+@pytest.mark.parametrize(
+    ("machine", "method"),
+    [
+        (InviteClientTransaction, "OPTIONS"),
+        (InviteServerTransaction, "BYE"),
+        (NonInviteClientTransaction, "INVITE"),
+        (NonInviteServerTransaction, "INVITE"),
+        (NonInviteClientTransaction, "ACK"),
+        (NonInviteServerTransaction, "ACK"),
+    ],
+)
+def test_a_machine_refuses_a_request_of_the_other_kind(machine: type, method: str) -> None:
+    with pytest.raises(TransactionError, match=f"{method} cannot start a {machine.__name__}"):
+        machine(request(method, cseq_method=method), reliable=False)

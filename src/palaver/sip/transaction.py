@@ -142,6 +142,8 @@ class Transaction:
     TABLE: ClassVar[Table]
     TIMERS: ClassVar[Mapping[State, tuple[Timer, ...]]]
     INITIAL: ClassVar[State]
+    #: An INVITE machine (takes only INVITE) or a non-INVITE one (takes neither INVITE nor ACK).
+    INVITE: ClassVar[bool]
 
     def __init__(
         self,
@@ -151,6 +153,8 @@ class Transaction:
         timers: TimerConfig = DEFAULT_TIMERS,
         peer: object = None,
     ) -> None:
+        if (request.method == "INVITE") != self.INVITE or request.method == "ACK":
+            raise TransactionError(f"{request.method} cannot start a {type(self).__name__}")
         vias = request.headers.get_all("Via")
         if not vias or "CSeq" not in request.headers:
             raise TransactionError("a transaction's request needs a Via and a CSeq")
@@ -291,6 +295,7 @@ class InviteClientTransaction(ClientTransaction):
     """Figure 5 of RFC 3261 (Accepted and Timer M from RFC 6026)."""
 
     INITIAL = State.CALLING
+    INVITE = True
     TIMERS: ClassVar[Mapping[State, tuple[Timer, ...]]] = {
         _C: (Timer.A, Timer.B),
         _CO: (Timer.D,),
@@ -322,8 +327,6 @@ class InviteClientTransaction(ClientTransaction):
         timers: TimerConfig = DEFAULT_TIMERS,
         peer: object = None,
     ) -> None:
-        if request.method != "INVITE":
-            raise TransactionError("an INVITE client transaction needs an INVITE")
         super().__init__(request, reliable=reliable, timers=timers, peer=peer)
         self._ack: Send | None = None
 
@@ -339,6 +342,7 @@ class NonInviteClientTransaction(ClientTransaction):
     """Figure 6 of RFC 3261."""
 
     INITIAL = State.TRYING
+    INVITE = False
     TIMERS: ClassVar[Mapping[State, tuple[Timer, ...]]] = {
         _T: (Timer.E, Timer.F),
         _P: (Timer.E, Timer.F),
@@ -359,18 +363,6 @@ class NonInviteClientTransaction(ClientTransaction):
         (_P, _I.TRANSPORT_ERROR): (_TE, (_Do.FAIL,)),
         (_CO, Timer.K): (_TE, ()),
     }
-
-    def __init__(
-        self,
-        request: Request,
-        *,
-        reliable: bool,
-        timers: TimerConfig = DEFAULT_TIMERS,
-        peer: object = None,
-    ) -> None:
-        if request.method in ("INVITE", "ACK"):
-            raise TransactionError(f"{request.method} cannot start a non-INVITE client transaction")
-        super().__init__(request, reliable=reliable, timers=timers, peer=peer)
 
 
 class ServerTransaction(Transaction):
@@ -418,6 +410,7 @@ class InviteServerTransaction(ServerTransaction):
     """
 
     INITIAL = State.PROCEEDING
+    INVITE = True
     TIMERS: ClassVar[Mapping[State, tuple[Timer, ...]]] = {
         _P: (Timer.TRYING,),
         _CO: (Timer.G, Timer.H),
@@ -442,18 +435,6 @@ class InviteServerTransaction(ServerTransaction):
         (_AC, Timer.L): (_TE, ()),
     }
 
-    def __init__(
-        self,
-        request: Request,
-        *,
-        reliable: bool,
-        timers: TimerConfig = DEFAULT_TIMERS,
-        peer: object = None,
-    ) -> None:
-        if request.method != "INVITE":
-            raise TransactionError("an INVITE server transaction needs an INVITE")
-        super().__init__(request, reliable=reliable, timers=timers, peer=peer)
-
     def _server_effect(self, effect: _Do, message: Message | None) -> list[Action]:
         if effect is _Do.RESEND and self._last is None:
             effect = _Do.SEND_TRYING  # a retransmission before the 100 was due: send it now
@@ -466,6 +447,7 @@ class NonInviteServerTransaction(ServerTransaction):
     """Figure 8 of RFC 3261."""
 
     INITIAL = State.TRYING
+    INVITE = False
     TIMERS: ClassVar[Mapping[State, tuple[Timer, ...]]] = {_CO: (Timer.J,)}
     TABLE: ClassVar[Table] = {
         (_T, _I.TU_PROVISIONAL): (_P, (_SEND,)),
@@ -480,18 +462,6 @@ class NonInviteServerTransaction(ServerTransaction):
         (_CO, _I.TRANSPORT_ERROR): (_TE, (_Do.FAIL,)),
         (_CO, Timer.J): (_TE, ()),
     }
-
-    def __init__(
-        self,
-        request: Request,
-        *,
-        reliable: bool,
-        timers: TimerConfig = DEFAULT_TIMERS,
-        peer: object = None,
-    ) -> None:
-        if request.method in ("INVITE", "ACK"):
-            raise TransactionError(f"{request.method} cannot start a non-INVITE server transaction")
-        super().__init__(request, reliable=reliable, timers=timers, peer=peer)
 
 
 def client_transaction(
