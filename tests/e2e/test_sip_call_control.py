@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import random
 import re
@@ -643,3 +644,49 @@ async def test_wrong_digest_credentials_get_no_call(guarded: PalaverServer, tmp_
     (_, second) = _sent(result, method="INVITE")
     assert 'username="alice"' in second.header("Authorization")[0]
     assert "incoming to" not in guarded.stderr_text()[mark:]
+
+
+async def test_with_every_rtp_port_taken_a_call_is_declined_503(scripted_llm: Any) -> None:
+    """No media port free: the caller hears 503 at once (not a call left ringing), and the server
+    goes on."""
+    require_binary("sipp")
+    with contextlib.ExitStack() as held:
+        port = _hold_port_pair(held)
+        settings = {"PALAVER_RTP_PORT_MIN": str(port), "PALAVER_RTP_PORT_MAX": str(port + 1)}
+        with scripted_server(scripted_llm, api_key=API_KEY, **settings) as server:
+            udp = _UdpProbe(server)
+            held.callback(udp.close)
+            call_id = f"busy-{secrets.token_hex(4)}"
+            branch, tag = f"z9hG4bK{secrets.token_hex(8)}", secrets.token_hex(4)
+            invite = udp.invite(call_id, G711_OFFER, branch, tag)
+            udp.send(invite)
+            status, data = await asyncio.to_thread(udp.final_answer, call_id)
+            assert status == 503, data[:300]
+            udp.send(udp.ack(invite, data))
+            assert "no RTP port free" in server.stderr_text()
+            assert server.is_running()
+
+
+def _hold_port_pair(stack: contextlib.ExitStack) -> int:
+    """Bind an even UDP port and the next one on 127.0.0.1 (held until ``stack`` closes)."""
+    for _ in range(100):
+        with contextlib.ExitStack() as attempt:
+            first = attempt.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            first.bind(("127.0.0.1", 0))
+            port: int = first.getsockname()[1]
+            if port % 2 or port >= 65535:
+                continue
+            second = attempt.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            stack.push(attempt.pop_all())
+            return port
+    raise RuntimeError("no free even/odd UDP port pair on 127.0.0.1")
+
+
+G711_OFFER = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 30000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+)

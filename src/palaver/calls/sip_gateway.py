@@ -51,6 +51,8 @@ WEBHOOK_HEADERS = ("From", "To", "Call-ID", "Contact", "User-Agent", "Diversion"
 #: Status for an INVITE whose SDP cannot be answered (RFC 3261 §21.4.26) or is malformed.
 NOT_ACCEPTABLE_HERE = 488
 BAD_SDP = 400
+#: Status for a call Palaver cannot take now (no RTP port free, shutting down).
+SERVICE_UNAVAILABLE = 503
 #: Seconds the BYEs of a shutdown get before the transport closes.
 SHUTDOWN_GRACE = 0.5
 
@@ -235,7 +237,12 @@ class SipCall:
             self._reject_now(BAD_SDP if self.request.body else NOT_ACCEPTABLE_HERE)
             return
         host = gw.transport.contacts.get(self.peer.transport, ("127.0.0.1", 0))[0]
-        self.endpoint = await RtpEndpoint.open(gw.settings.sip_host, self._port_range())
+        try:
+            self.endpoint = await RtpEndpoint.open(gw.settings.sip_host, self._port_range())
+        except OSError as exc:  # every RTP port of the range in use
+            log.error("call %s: no RTP port free (%s); declining with 503", self.handle, exc)
+            self._reject_now(SERVICE_UNAVAILABLE)
+            return
         if self._over:  # cancelled while the port was opened
             await self.release()
             return
@@ -452,7 +459,7 @@ class SipCall:
         if self._answered:
             await self.hangup()
         elif not self._over:
-            self._reject_now(503)
+            self._reject_now(SERVICE_UNAVAILABLE)
             await self.release()
 
     async def release(self) -> None:
