@@ -318,17 +318,8 @@ class InviteClientTransaction(ClientTransaction):
         (_CO, Timer.D): (_TE, ()),
         (_AC, Timer.M): (_TE, ()),
     }
-
-    def __init__(
-        self,
-        request: Request,
-        *,
-        reliable: bool,
-        timers: TimerConfig = DEFAULT_TIMERS,
-        peer: object = None,
-    ) -> None:
-        super().__init__(request, reliable=reliable, timers=timers, peer=peer)
-        self._ack: Send | None = None
+    #: The ACK of the first non-2xx final, made once and resent for its retransmissions.
+    _ack: Send | None = None
 
     def _server_effect(self, effect: _Do, message: Message | None) -> list[Action]:
         assert effect is _Do.SEND_ACK and isinstance(message, Response)
