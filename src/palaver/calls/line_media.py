@@ -64,7 +64,7 @@ class _Converter:
 
 class LineMedia:
     """One call's media glue. ``forward`` receives the events meant for the call's observers;
-    ``player`` gets the caller's audio; ``session_format()`` / ``session_output_format()`` read
+    ``player`` gets the caller's audio; ``session_input_format()`` / ``session_output_format()`` read
     the session's current formats (a client may change them mid-call)."""
 
     def __init__(

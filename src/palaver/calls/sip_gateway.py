@@ -289,22 +289,13 @@ class SipCall:
         call = self.call
         endpoint = self.endpoint
 
-        def session_format(direction: str) -> Callable[[], str]:
-            def read() -> str:
-                session = self.session
-                if session is None or not isinstance(session.config, RealtimeSessionConfig):
-                    return fmt
-                audio = session.config.audio
-                return audio.input.format.type if direction == "in" else audio.output.format.type
-
-            return read
-
         media = LineMedia(
             fmt,
             endpoint,
             call.fanout.emit,
-            session_input_format=session_format("in"),
-            session_output_format=session_format("out"),
+            # read per frame: a sideband's session.update may change the formats mid-call
+            session_input_format=lambda: session.input_format(),
+            session_output_format=lambda: session.output_format(),
         )
         session = build_session(
             gw.settings, gw.backends, config, media.emit, server_playout=True, on_playout_clear=media.clear

@@ -240,7 +240,8 @@ class Session:
 
     # ------------------------------------------------------------------ session
 
-    def _input_format(self) -> str:
+    def input_format(self) -> str:
+        """The wire format of the session's input audio now."""
         return self.config.audio.input.format.type
 
     def _turn_detection(self) -> ServerVad | SemanticVad | None:
@@ -261,7 +262,7 @@ class Session:
     def _new_transcriber(self, item_id: str | None = None) -> StreamingTranscriber:
         transcription = self.config.audio.input.transcription
         language = transcription.language if transcription is not None else None
-        narrowband = wire_rate(self._input_format()) < self._stt.sample_rate
+        narrowband = wire_rate(self.input_format()) < self._stt.sample_rate
         transcriber = StreamingTranscriber(
             self._stt, self._executor, language=language, narrowband=narrowband, slots=self._stt_slots
         )
@@ -504,7 +505,7 @@ class Session:
                 ) from exc
         previous = self.conversation.insert(item, event.previous_item_id, event_id=event.event_id)
         if audio_parts:
-            fmt = self._input_format()
+            fmt = self.input_format()
             self.conversation.set_audio(item.id, StoredAudio(fmt, b"".join(decoded)))
             for part in audio_parts:
                 part.audio = None  # kept once, in the conversation's audio store
@@ -514,7 +515,7 @@ class Session:
             self._tools.approval_arrived(item)
         if audio_parts and isinstance(item, MessageItem):
             transcriber = self._new_transcriber()
-            decoder = InputDecoder(self._input_format(), self._stt.sample_rate)
+            decoder = InputDecoder(self.input_format(), self._stt.sample_rate)
             transcriber.feed(decoder.decode(b"".join(decoded)) + decoder.flush())
             self._start_transcription(item, transcriber)
 
@@ -583,7 +584,7 @@ class Session:
         item_id = item.id or ""
         stored = self.conversation.audio(item_id)
         data = bytes(stored.data) if stored is not None else b""
-        fmt = stored.format_type if stored is not None else self.config_output_format()
+        fmt = stored.format_type if stored is not None else self.output_format()
         duration = wire_duration_ms(fmt, len(data))
         if audio_end_ms > duration:
             raise ProtocolError(
@@ -625,7 +626,8 @@ class Session:
                         ConversationItemTruncatedEvent(item_id=item_id, content_index=0, audio_end_ms=end_ms)
                     )
 
-    def config_output_format(self) -> str:
+    def output_format(self) -> str:
+        """The wire format of the session's output audio now."""
         if isinstance(self.config, RealtimeSessionConfig):
             return self.config.audio.output.format.type
         return "audio/pcm"
