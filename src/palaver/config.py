@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from palaver.errors import PalaverError
+
 DEFAULT_MODEL = "gpt-realtime"
 
 
-class ConfigError(ValueError):
+class ConfigError(PalaverError, ValueError):
     """A setting has a value Palaver cannot use."""
 
 
@@ -21,8 +23,27 @@ class ConfigError(ValueError):
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
-    #: With no key the server is open (and says so at startup).
+    #: With no key the server is open: allowed on loopback only, unless ``allow_open`` says so.
     api_key: str | None = None
+    #: Serve without a key on a non-loopback address on purpose (logged loudly at startup).
+    allow_open: bool = False
+    #: Sessions at once across every transport (WebSocket, SIP, later WebRTC); then 429 / 486.
+    max_sessions: int = 100
+    #: WebSocket keepalive: a ping this often; a pong missing for as long closes the socket.
+    ws_ping_seconds: float = 20.0
+    #: A WebSocket session with no client frame and no response for this long is closed (0: never).
+    ws_idle_seconds: float = 600.0
+    #: Largest WebSocket frame a client may send; larger ones get an ``error`` event.
+    ws_max_frame_bytes: int = 16 * 1024 * 1024
+    #: Largest REST request body; larger ones get 413.
+    http_max_body_bytes: int = 1024 * 1024
+    #: Where the server may connect on a client's behalf (MCP ``server_url``): comma-separated URL
+    #: prefixes, ``host[:port]`` or CIDRs. Unset: any http(s) URL when the HTTP server binds
+    #: loopback only, otherwise public addresses only (see docs/security.md).
+    mcp_allow: str | None = None
+    #: Show personal data (numbers, SIP URIs and headers, tool arguments, transcripts, query
+    #: strings) in logs. Off: such values are redacted to a short stable hash.
+    log_pii: bool = False
     #: Any OpenAI-compatible Chat Completions endpoint; unset means the offline echo brain.
     llm_base_url: str | None = None
     llm_model: str = "default"
@@ -107,7 +128,15 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(f"PALAVER_{f.name.upper()}")
-            if raw is None or raw == "":
+            if raw is None:
+                continue
+            if raw == "":
+                if f.name == "api_key":
+                    # An empty key must never silently mean "open".
+                    raise ConfigError(
+                        "PALAVER_API_KEY is set but empty: give it a key, or unset it to serve"
+                        " open on loopback"
+                    )
                 continue
             values[f.name] = _convert(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
