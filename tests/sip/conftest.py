@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-TORTURE = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "rfc4475"
+#: RFC 4475's test vectors, byte-exact, carried by the repository (see its README for the source).
+TORTURE = Path(__file__).resolve().parents[1] / "data" / "rfc4475"
 FOLDERS = ("valid", "invalid", "application", "transaction", "compat")
 
 
@@ -12,7 +13,7 @@ def torture_dir() -> Path:
     if not (TORTURE / "valid").is_dir():
         pytest.fail(
             f"RFC 4475 torture messages missing: expected {TORTURE}"
-            " (../shared/testdata/rfc4475 beside the clone)",
+            " (tests/data/rfc4475 is part of the repository: is the checkout complete?)",
             pytrace=False,
         )
     return TORTURE
