@@ -14,6 +14,8 @@ import pytest
 from bench.rtp_wire import PacketSeen, RtpCapture, analyse, echo_delays
 from bench.udp_echo import open_echo
 
+from tests.support.peers import require_packet_capture
+
 
 def rtp(seq: int, stamp: int, ssrc: int = 7, pt: int = 8) -> bytes:
     return struct.pack("!BBHII", 0x80, pt, seq, stamp, ssrc) + b"\xd5" * 160
@@ -102,8 +104,7 @@ def test_echo_delays_match_each_echo_to_its_original_and_count_the_unanswered() 
 
 
 def test_the_capture_keeps_what_is_sent_to_its_ports_and_nothing_else() -> None:
-    if not RtpCapture.available():
-        pytest.skip("a packet socket on lo needs root or CAP_NET_RAW")
+    require_packet_capture()
     receivers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.realtime_client import collect_until, connect, of_type, recv
-from tests.support.mcp_server import EverythingServer, McpTestServer, everything_server_missing
+from tests.support.mcp_server import EverythingServer, McpTestServer, require_everything_server
 
 pytestmark = pytest.mark.e2e
 
@@ -193,8 +193,8 @@ async def test_retrieve_an_mcp_list_tools_item(palaver_server, llm, mcp_url) -> 
         assert len(retrieved.item.tools) >= 5
 
 
-@pytest.mark.skipif(everything_server_missing() is not None, reason=f"{everything_server_missing()}")
 async def test_the_npm_reference_server_through_a_spoken_session(palaver_server, llm) -> None:
+    require_everything_server()
     with EverythingServer() as server:
         async with connect(palaver_server) as conn:
             await conn.session.update(

@@ -25,6 +25,7 @@ import websockets.exceptions
 
 from tests.e2e.realtime_client import of_type
 from tests.support.call_watch import sideband, watch_call
+from tests.support.peers import require_packet_capture
 from tests.support.rtp_sniffer import RtpSniffer
 from tests.support.server import PalaverServer
 from tests.support.sip_peers import (
@@ -102,8 +103,7 @@ async def test_sipp_call_is_announced_accepted_heard_answered_and_hung_up(
     wav = speech_wav(tmp_path / "speech.wav", SPOKEN, leading_silence_s=1.0, trailing_silence_s=1.0)
     seconds = wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
     sipp = _caller(server, tmp_path, "uac_speech.xml", pause_s=seconds + 8, transport=transport)
-    if not RtpSniffer.available():
-        pytest.skip("watching RTP on lo needs root or CAP_NET_RAW")
+    require_packet_capture()
     with RtpSniffer(sipp.media_port) as sniffer, sipp:
         incoming = await asyncio.to_thread(hook.wait_event, 20)
         call_id = incoming.data.call_id
@@ -182,8 +182,7 @@ async def test_a_caller_talking_over_the_agent_stops_its_audio_on_the_line(
     wav = write_wav(tmp_path / "caller.wav", pcm)
     seconds = wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
     sipp = _caller(server, tmp_path, "uac_speech.xml", pause_s=seconds + 3)
-    if not RtpSniffer.available():
-        pytest.skip("watching RTP on lo needs root or CAP_NET_RAW")
+    require_packet_capture()
     with RtpSniffer(sipp.media_port) as sniffer, sipp:
         call_id = (await asyncio.to_thread(hook.wait_event, 20)).data.call_id
         events = (await watch_call(server, call_id, api_key=API_KEY, timeout=60)).events
@@ -261,8 +260,7 @@ async def test_keys_pressed_through_rest_reach_the_caller_as_rfc4733(
     wav = speech_wav(tmp_path / "hello.wav", "hello", leading_silence_s=0.2)
     wav_to_rtp_pcap(wav, tmp_path / "speech.pcap")
     sipp = _caller(server, tmp_path, "uac_hangup.xml")
-    if not RtpSniffer.available():
-        pytest.skip("watching RTP on lo needs root or CAP_NET_RAW")
+    require_packet_capture()
     client = openai.AsyncOpenAI(api_key=API_KEY, base_url=server.http_url + "/v1")
     async with client:
         with RtpSniffer(sipp.media_port) as sniffer, sipp:

@@ -61,11 +61,14 @@ from mcp.types import (
     ToolAnnotations,
 )
 
+from tests.support.peers import missing_peer
+
 __all__ = [
     "EVERYTHING_SERVER",
     "EverythingServer",
     "McpTestServer",
     "everything_server_missing",
+    "require_everything_server",
     "running_mcp_server",
 ]
 
@@ -240,6 +243,13 @@ def everything_server_missing() -> str | None:
     if not EVERYTHING_SERVER.is_file():
         return f"{EVERYTHING_SERVER} is missing (scripts/test installs it with npm ci)"
     return None
+
+
+def require_everything_server() -> None:
+    """Fail under CI, skip elsewhere, when the npm reference server cannot run here."""
+    why = everything_server_missing()
+    if why is not None:
+        missing_peer(f"the npm MCP reference server ({why})", "scripts/test installs it with npm ci")
 
 
 class EverythingServer(_ServerProcess):

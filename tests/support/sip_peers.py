@@ -44,6 +44,8 @@ from typing import Literal
 
 import pytest
 
+from tests.support.peers import missing_peer
+
 __all__ = [
     "SCENARIOS",
     "BaresipCaller",
@@ -84,12 +86,11 @@ PACKAGES = {
 
 
 def require_binary(name: str) -> str:
-    """The path of ``name``, or skip the test saying which Debian package provides it."""
+    """The path of ``name``; missing, the test fails under CI and is skipped elsewhere, saying
+    which Debian package provides it."""
     path = shutil.which(name)
     if path is None:
-        pytest.skip(
-            f"{name} not installed (Debian package {PACKAGES.get(name, name)}; scripts/test installs it)"
-        )
+        missing_peer(name, f"apt-get install {PACKAGES.get(name, name)} (scripts/test installs it)")
     return path
 
 
@@ -808,7 +809,7 @@ class Kamailio:
             glob.glob("/usr/lib/kamailio/modules")
         )
         if not mpaths:
-            pytest.skip("kamailio modules directory not found (Debian package kamailio)")
+            missing_peer("the kamailio modules directory", "apt-get install kamailio (scripts/test does)")
         self.workdir = workdir
         self.port = port if port is not None else free_port()
         self.cfg = workdir / "kamailio.cfg"

@@ -8,14 +8,15 @@ and runs offline from there, bound to 127.0.0.1.
 from __future__ import annotations
 
 import pytest
-from tests.support.mcp_server import EverythingServer, everything_server_missing
+from tests.support.mcp_server import EverythingServer, require_everything_server
 
 from palaver.protocol.tools import McpTool
 from palaver.tools.mcp import McpError, McpManager, McpServerConnection
 
-pytestmark = pytest.mark.skipif(
-    everything_server_missing() is not None, reason=f"npm reference server: {everything_server_missing()}"
-)
+
+@pytest.fixture(autouse=True)
+def _reference_server_here() -> None:
+    require_everything_server()
 
 
 @pytest.mark.parametrize("transport", ["streamableHttp", "sse"])
