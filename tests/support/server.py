@@ -67,7 +67,12 @@ class PalaverServer:
     a ``wire_tail`` over its wire log, which the wire guard in ``tests/conftest.py`` reads.
     """
 
-    def __init__(self, env: Mapping[str, str | None] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str | None] | None = None, port: int | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        #: The address it binds (``--host``); clients always reach it on 127.0.0.1, which a wildcard
+        #: bind (``0.0.0.0``) includes.
+        self.host = host
         self.port = port if port is not None else free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="palaver-e2e-"))
         self.wire_log_path = self._dir / "wire.jsonl"
@@ -122,7 +127,7 @@ class PalaverServer:
         self.wire_log_path = Path(env["PALAVER_WIRE_LOG"])
         self.wire_log_path.touch()
         self.wire_tail = WireLogTail(self.wire_log_path)  # from its current end
-        command = [sys.executable, "-m", "palaver", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [sys.executable, "-m", "palaver", "serve", "--host", self.host, "--port", str(self.port)]
         with self.output_path.open("wb") as output:
             self._proc = subprocess.Popen(
                 command,
