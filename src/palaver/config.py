@@ -5,6 +5,7 @@ These names are public API: they are documented in the README and kept stable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -141,6 +142,16 @@ class Settings:
             values[f.name] = _convert(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``; a wildcard or any other name is not loopback."""
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _convert(name: str, raw: str, type_name: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from palaver.config import ConfigError, Settings
+from palaver.config import ConfigError, Settings, is_loopback_host
 from palaver.sip.ua_policy import Network
 from palaver.transports.sip import SipTransportConfig
 
@@ -82,16 +82,6 @@ def trunk_credentials(settings: Settings) -> tuple[str, str] | None:
             "PALAVER_SIP_TRUNK_USER and PALAVER_SIP_TRUNK_PASSWORD go together: set both or neither"
         )
     return user, password
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``; a wildcard or any other name is not loopback."""
-    if host.strip().lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def rtp_port_range(settings: Settings) -> tuple[int, int]:
