@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from palaver import __version__
+from palaver import __version__, redact
 from palaver.config import ConfigError, Settings
 
 
@@ -55,6 +55,7 @@ def serve(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact.configure(log_pii=settings.log_pii)  # personal data out of the logs unless PALAVER_LOG_PII
     try:
         backends = build_backends(settings)
     except BackendUnavailable as exc:

@@ -5,6 +5,7 @@ The transport side is a fake ``CallControl`` that records what it is asked to do
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -148,7 +149,9 @@ async def test_hangup_of_a_pending_call_declines_it(server: Server) -> None:
     assert control.commands == [("reject", 603)] and call.state is CallState.REJECTED
 
 
-async def test_unknown_calls_wrong_keys_and_transport_failures(server: Server) -> None:
+async def test_unknown_calls_wrong_keys_and_transport_failures(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         await server.client.realtime.calls.accept("rtc_doesnotexist", type="realtime")
     assert error_of(info.value)["code"] == "call_not_found"
@@ -166,7 +169,17 @@ async def test_unknown_calls_wrong_keys_and_transport_failures(server: Server) -
     control.fail = RuntimeError("the line dropped")
     with pytest.raises(openai.InternalServerError) as failed:
         await server.client.realtime.calls.accept(call.id, type="realtime")
-    assert error_of(failed.value)["type"] == "server_error"
+    error = error_of(failed.value)
+    assert error["type"] == "server_error" and error["code"] == "call_control_failed"
+    # The client gets a generic message and an id; the exception's text stays in the log, by the id.
+    message = str(error["message"])
+    found = re.fullmatch(
+        r"The call control request failed because of a server error \(error id (err_[0-9a-f]{12})\)\.",
+        message,
+    )
+    assert found is not None, message
+    (logged,) = [r for r in caplog.records if found.group(1) in r.getMessage()]
+    assert logged.exc_info is not None and "the line dropped" in str(logged.exc_info[1])
     assert call.state is CallState.PENDING
     call.mark_ended()
     with pytest.raises(openai.ConflictError) as ended:

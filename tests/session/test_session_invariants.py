@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -186,7 +187,7 @@ async def test_cancel_is_final_no_late_output(harness) -> None:
     assert engine.closed == 1
 
 
-async def test_engine_crash_fails_the_response_once(harness) -> None:
+async def test_engine_crash_fails_the_response_once(harness, caplog: pytest.LogCaptureFixture) -> None:
     session, engine, events = harness
     engine.script = [OutputText("Half"), RuntimeError("backend died")]
     await send(session, type="response.create")
@@ -194,7 +195,16 @@ async def test_engine_crash_fails_the_response_once(harness) -> None:
     await asyncio.sleep(0.02)
     response = events[-1]["response"]
     assert response["status"] == "failed"
-    assert response["status_details"]["error"]["message"] == "backend died"
+    # The client is told a server error happened and its id, never the exception's text; the log
+    # has the exception beside the same id.
+    error = response["status_details"]["error"]
+    assert error["type"] == "server_error" and error["code"] == "server_error"
+    found = re.fullmatch(
+        r"The response failed because of a server error \(error id (err_[0-9a-f]{12})\)\.", error["message"]
+    )
+    assert found is not None, error
+    (logged,) = [r for r in caplog.records if found.group(1) in r.getMessage()]
+    assert logged.exc_info is not None and str(logged.exc_info[1]) == "backend died"
     assert types(events).count("response.done") == 1
     check_pairs(events)
     # The session lives on.
@@ -323,7 +333,9 @@ class BrokenSTT(FakeSTT):
         return stream
 
 
-async def test_failed_transcription_is_reported_and_the_session_lives() -> None:
+async def test_failed_transcription_is_reported_and_the_session_lives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     session, engine, events, executor = build(BrokenSTT())
     try:
         update = {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}}}}
@@ -336,7 +348,15 @@ async def test_failed_transcription_is_reported_and_the_session_lives() -> None:
             failed["item_id"]
             == next(e for e in events if e["type"] == "input_audio_buffer.committed")["item_id"]
         )
-        assert failed["error"]["message"] == "recogniser crashed"
+        error = failed["error"]  # a generic message and an id; the exception's text is in the log only
+        assert error["type"] == "server_error" and error["code"] == "transcription_failed"
+        found = re.fullmatch(
+            r"The transcription failed because of a server error \(error id (err_[0-9a-f]{12})\)\.",
+            error["message"],
+        )
+        assert found is not None, error
+        (logged,) = [r for r in caplog.records if found.group(1) in r.getMessage()]
+        assert logged.exc_info is not None and "recogniser crashed" in str(logged.exc_info[1])
         engine.script = [DONE]
         await send(session, type="response.create")
         await until(events, "response.done")

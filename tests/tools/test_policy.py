@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from palaver.redact import configure, pii
 from palaver.tools.policy import (
     REASONS,
     Decision,
@@ -598,9 +599,25 @@ def test_every_decision_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     assert "tool call blocked: tool=refund reason=argument_out_of_bounds" in text
     assert "rule=tool[refund].arguments.amount.max" in text
     assert "session=sess_state" in text  # the state's session id when none is passed
-    assert text.endswith("refund: amount 50 exceeds the maximum of 10")
+    # The refusal quotes the arguments (personal data): the log has its hash unless PALAVER_LOG_PII.
+    assert text.endswith(": " + pii("refund: amount 50 exceeds the maximum of 10"))
+    assert "amount 50" not in text
     assert blocked.session_id == "sess_state"  # type: ignore[attr-defined]
     assert blocked.allowed is False  # type: ignore[attr-defined]
+
+
+def test_blocked_arguments_are_logged_as_they_are_with_log_pii(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = policy_from(tmp_path, REFUND_POLICY)
+    configure(log_pii=True)
+    try:
+        with caplog.at_level(logging.INFO, logger="palaver.tools.policy"):
+            policy.decide("refund", {"amount": 50}, state=PolicyState("sess_pii"))
+    finally:
+        configure(log_pii=False)
+    (blocked,) = [r for r in caplog.records if r.name == "palaver.tools.policy"]
+    assert blocked.getMessage().endswith("refund: amount 50 exceeds the maximum of 10")
 
 
 def test_reasons_are_the_documented_codes() -> None:

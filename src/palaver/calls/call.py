@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol, TypedDict
 from palaver.calls.fanout import EventFanout
 from palaver.protocol.ids import new_id
 from palaver.protocol.session_config import RealtimeSessionConfig
+from palaver.redact import pii
 
 if TYPE_CHECKING:
     from palaver.session.session import Session
@@ -154,14 +155,14 @@ class Call:
             await self.control.refer(target_uri)
             if self.state in LIVE:
                 self._move(CallState.REFERRED)
-        log.info("call %s referred to %s", self.id, target_uri)
+        log.info("call %s referred to %s", self.id, pii(target_uri))
 
     async def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
         """Press keys on the line (RFC 4733), one after another: a Palaver extension."""
         async with self._lock:
             self._require_live("send DTMF on")
             await self.control.send_dtmf(digits, duration_ms)
-        log.info("call %s: sent DTMF %s", self.id, digits)
+        log.info("call %s: sent %d DTMF digit(s) %s", self.id, len(digits), pii(digits))
 
     async def hangup(self) -> None:
         """Hang up an answered call; a call still pending is declined (603) instead."""

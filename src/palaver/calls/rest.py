@@ -34,6 +34,7 @@ from palaver.config import DEFAULT_MODEL
 from palaver.protocol.errors import ProtocolError
 from palaver.protocol.session_config import new_realtime_session
 from palaver.protocol.wire import json_type_name
+from palaver.redact import new_error_id, server_error_message
 from palaver.server.auth import key_accepted, presented_key
 
 log = logging.getLogger(__name__)
@@ -100,11 +101,14 @@ async def _run(
         raise
     except CallStateError as exc:
         raise _Refused(409, exc.message, exc.code) from None
-    except Exception as exc:
+    except Exception:
         if call.over:
             raise _Refused(409, f"Call '{call.id}' has ended.", "call_ended") from None
-        log.exception("call %s: %s failed in the transport", call.id, request.url.path.rsplit("/", 1)[-1])
-        raise _Refused(500, f"The call could not be controlled: {exc}", "call_control_failed") from None
+        error_id = new_error_id()
+        action = request.url.path.rsplit("/", 1)[-1]
+        log.exception("call %s: %s failed in the transport (error id %s)", call.id, action, error_id)
+        message = server_error_message("The call control request", error_id)
+        raise _Refused(500, message, "call_control_failed") from None
 
 
 async def _accept(board: Switchboard, call: Call, body: Any) -> None:

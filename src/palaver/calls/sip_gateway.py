@@ -167,7 +167,8 @@ class SipGateway:
             try:
                 self._dispatch(event)
             except Exception:  # one call's trouble must not stop the others' events
-                log.exception("SIP event %r failed", event)
+                # The event's name and call, not its SIP text (From, To, Contact are personal data).
+                log.exception("SIP event %s of call %s failed", type(event).__name__, event.call)
 
     def _dispatch(self, event: ev.UaEvent) -> None:
         if isinstance(event, ev.IncomingCall):

@@ -21,12 +21,13 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from palaver.calls.agents import Agents, load_agents
+from palaver.calls.agents import DEFAULT_AGENT, Agents, load_agents
 from palaver.calls.call import Call, CallControl, CallState, CallStateError, SipHeader
 from palaver.calls.fanout import EventFanout
 from palaver.calls.registry import CallRegistry
 from palaver.calls.webhooks import WebhookSender, call_incoming_event, secret_key
 from palaver.config import ConfigError, Settings
+from palaver.redact import pii
 from palaver.transports.wire_log import WireLog
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class Switchboard:
             control=control, sip_headers=sip_headers, dialled=dialled, fanout=EventFanout(self._wire_log)
         )
         self.registry.register(call)
-        log.info("call %s incoming to %r", call.id, dialled)
+        log.info("call %s incoming to %r", call.id, pii(dialled))
         return call
 
     def get(self, call_id: str) -> Call | None:
@@ -161,10 +162,10 @@ class Switchboard:
                 return
             agent = self.settings.agents.match(call.dialled)
             if agent is None:
-                log.warning("call %s: %s and no agent for %r; rejecting", call.id, reason, call.dialled)
+                log.warning("call %s: %s and no agent for %r; rejecting", call.id, reason, pii(call.dialled))
                 await call.reject(NO_AGENT_STATUS)
                 return
-            log.info("call %s: %s; accepting with agent %r", call.id, reason, agent.name)
+            log.info("call %s: %s; accepting with agent %r", call.id, reason, _agent_for_log(agent.name))
             await call.accept(agent.session_config(max_seconds=self.settings.session_max_seconds))
         except CallStateError as exc:
             log.info("call %s: default action not applied: %s", call.id, exc.message)
@@ -175,3 +176,8 @@ class Switchboard:
         self.registry.close()
         if self.webhooks is not None:
             await self.webhooks.aclose()
+
+
+def _agent_for_log(name: str) -> str:
+    """An agent is named by the dialled number or user it answers (personal), or is the default."""
+    return name if name == DEFAULT_AGENT else pii(name)

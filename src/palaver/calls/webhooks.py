@@ -32,6 +32,7 @@ from palaver import __version__
 from palaver.calls.call import Call
 from palaver.config import ConfigError
 from palaver.protocol.ids import new_id
+from palaver.redact import scrub_urls, url_for_log
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class WebhookSender:
             except TimeoutError:
                 outcome, retryable = f"no answer within {self._attempt_timeout:g} s", True
             except httpx.HTTPError as exc:
-                outcome, retryable = f"failed: {type(exc).__name__}: {exc}", True
+                outcome, retryable = f"failed: {type(exc).__name__}: {scrub_urls(str(exc))}", True
             else:
                 status = response.status_code
                 outcome = f"HTTP {status}"
@@ -157,7 +158,7 @@ class WebhookSender:
                 event.id,
                 attempt,
                 self._attempts,
-                self.url,
+                url_for_log(self.url),
                 outcome,
                 (loop.time() - started) * 1000,
             )

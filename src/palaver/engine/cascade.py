@@ -124,7 +124,9 @@ class CascadeEngine:
             except BackendError as exc:
                 await queue.put(exc)
             except Exception as exc:  # a broken backend fails this response, not the process
-                await queue.put(BackendError(f"{type(exc).__name__}: {exc}", code="llm_error"))
+                error = BackendError(f"the LLM backend failed: {type(exc).__name__}", code="llm_error")
+                error.__cause__ = exc  # logged with the response's failure; never sent to the client
+                await queue.put(error)
             await queue.put(_DONE)
 
         task = asyncio.create_task(produce(), name="llm-stream")

@@ -81,6 +81,7 @@ from palaver.protocol.session_config import (
     apply_session_update,
     voice_name,
 )
+from palaver.redact import new_error_id, server_error_message
 from palaver.session.conversation import Conversation, StoredAudio
 from palaver.session.images import image_tokens, inspect_image
 from palaver.session.input_audio import InputAudio, Utterance
@@ -429,14 +430,16 @@ class Session:
         index = next(i for i, p in enumerate(item.content) if isinstance(p, InputAudioContent))
         try:
             result = await transcriber.finish()
-        except Exception as exc:  # a failed ASR fails this transcription, not the session
-            log.exception("transcription of %s failed", item_id)
+        except Exception:  # a failed ASR fails this transcription, not the session
+            error_id = new_error_id()  # the client gets the id, the log has the exception beside it
+            log.exception("transcription of %s failed (error id %s)", item_id, error_id)
             if self.config.audio.input.transcription is not None and not self._closed:
+                message = server_error_message("The transcription", error_id)
                 self._emit(
                     ConversationItemInputAudioTranscriptionFailedEvent(
                         item_id=item_id,
                         content_index=index,
-                        error={"type": "server_error", "code": "transcription_failed", "message": str(exc)},
+                        error={"type": "server_error", "code": "transcription_failed", "message": message},
                     )
                 )
             return
@@ -768,13 +771,15 @@ class Session:
             run.finish("cancelled", ResponseStatusDetails(type="cancelled", reason="client_cancelled"))
             raise
         except Exception as exc:  # a crashed backend fails the response, not the session
-            log.exception("response %s failed", run.id)
-            code = getattr(exc, "code", "server_error")
+            error_id = new_error_id()  # the client gets the id, never the exception's text
+            log.exception("response %s failed (error id %s)", run.id, error_id)
+            code = getattr(exc, "code", None)  # a BackendError's code (llm_http_error ...) is ours to tell
+            code = code if isinstance(code, str) else "server_error"
+            message = server_error_message("The response", error_id)
             run.finish(
                 "failed",
                 ResponseStatusDetails(
-                    type="failed",
-                    error={"type": "server_error", "code": code, "message": str(exc) or type(exc).__name__},
+                    type="failed", error={"type": "server_error", "code": code, "message": message}
                 ),
             )
         finally:

@@ -33,6 +33,7 @@ from palaver.protocol.server_events import (
     ServerEvent,
 )
 from palaver.protocol.tools import McpTool
+from palaver.redact import scrub_urls
 from palaver.session.conversation import Conversation
 from palaver.session.response_run import McpCallSlot, ResponseRun
 from palaver.tools.mcp import McpError, McpManager
@@ -144,7 +145,7 @@ class SessionTools:
                 slot.server_label, slot.name, slot.arguments, timeout=self._mcp_timeout
             )
         except McpError as exc:
-            log.warning("MCP call %s failed: %s", tool, exc)
+            log.warning("MCP call %s failed: %s", tool, scrub_urls(str(exc)))
             run.mcp_call_done(slot, output=None, error=exc.to_item_error())
         else:
             run.mcp_call_done(slot, output=output, error=None)
@@ -199,7 +200,7 @@ class SessionTools:
                 item.tools = list(result.tools or [])
                 self._emit(McpListToolsCompletedEvent(item_id=item.id or ""))
             else:
-                log.warning("MCP server %r: %s", result.server_label, result.error)
+                log.warning("MCP server %r: %s", result.server_label, scrub_urls(str(result.error)))
                 self._emit(McpListToolsFailedEvent(item_id=item.id or ""))
             if item.id is not None and item.id in self._conversation:
                 self._emit(

@@ -38,6 +38,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from palaver.redact import pii
+
 __all__ = [
     "ENV_VAR",
     "REASONS",
@@ -425,7 +427,7 @@ def _log_decision(decision: Decision, session_id: str | None) -> None:
             decision.reason,
             rule,
             session,
-            decision.message,
+            pii(decision.message),  # it quotes the blocked arguments
             extra=extra,
         )
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+from palaver.redact import pii
 from palaver.sip.errors import SipParseError
 from palaver.sip.message import Message
 from palaver.sip.parser import StreamFramer, parse_message
@@ -539,18 +540,21 @@ class SipTransport:
         response = response_for_error(exc) if not exc.is_response else None
         if response is None:
             log.debug(
-                "SIP: dropped malformed %s from %s: %s",
+                "SIP: dropped malformed %s from %s: %d %s",
                 "response" if exc.is_response else "message",
                 peer,
-                exc,
+                exc.status,
+                pii(exc.reason),  # the reason quotes the peer's header text
             )
             return
         try:
             data = response.to_bytes()
         except ValueError:
-            log.debug("SIP: cannot answer malformed request from %s: %s", peer, exc)
+            log.debug(
+                "SIP: cannot answer malformed request from %s: %d %s", peer, exc.status, pii(exc.reason)
+            )
             return
-        log.debug("SIP: answered malformed request from %s with %s", peer, exc)
+        log.debug("SIP: answered malformed request from %s with %d %s", peer, exc.status, pii(exc.reason))
         self.stats.malformed_answered += 1
         answer(data)
 

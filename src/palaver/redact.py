@@ -1,0 +1,140 @@
+"""What the logs and the clients are shown: personal data redacted, internal errors behind an id.
+
+Personal data (phone numbers and caller ids, SIP URIs and headers, REFER targets, DTMF digits,
+tool arguments, transcripts, URLs' query strings and userinfo) goes into a log line only through
+:func:`pii` or :func:`url_for_log`. By default they give a short keyed hash instead of the value,
+``<pii:3f9a1c07>``: the same value gives the same hash on every line of one process, so the lines
+of one caller can be followed, but the value cannot be read back (the key is random per process,
+so a restart changes the hashes and a phone number cannot be found by hashing every number).
+
+Redaction is one process-wide switch, on unless :func:`configure` turns it off; ``palaver serve``
+calls ``configure(log_pii=settings.log_pii)`` once at startup (``PALAVER_LOG_PII=true``). Code that
+never calls it (an embedding application, unit tests) redacts. The pure cores need no settings.
+
+Clients never get internal exception text: a failure they did not cause is answered with
+:func:`server_error_message` naming an :func:`new_error_id`, and the same id is logged beside the
+exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from typing import TypeGuard
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "QueryStringFilter",
+    "configure",
+    "new_error_id",
+    "pii",
+    "scrub_urls",
+    "server_error_message",
+    "showing_pii",
+    "url_for_log",
+]
+
+#: The loggers whose lines carry request paths with their query (``?api_key=…``): uvicorn's access
+#: log, and its error log, which is where it writes the WebSocket handshake lines.
+UVICORN_LOGGERS = ("uvicorn.access", "uvicorn.error")
+
+_KEY = secrets.token_bytes(16)
+_HASH_BYTES = 4
+_show_pii = False
+
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>]+")
+
+
+def configure(*, log_pii: bool) -> None:
+    """Set the switch (at startup) and install :class:`QueryStringFilter` on uvicorn's loggers."""
+    global _show_pii
+    _show_pii = log_pii
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QueryStringFilter) for f in logger.filters):
+            logger.addFilter(QueryStringFilter())
+
+
+def showing_pii() -> bool:
+    """Whether logs show personal data as it is (``PALAVER_LOG_PII=true``)."""
+    return _show_pii
+
+
+def pii(value: object) -> str:
+    """``value`` for a log line: itself when PII logging is on, else ``<pii:xxxxxxxx>``.
+
+    The hash is a keyed BLAKE2s of the text, stable within the process. An empty value is not
+    personal and stays empty, so a missing number still reads as missing."""
+    text = value if isinstance(value, str) else str(value)
+    if _show_pii or not text:
+        return text
+    digest = hashlib.blake2s(
+        text.encode("utf-8", "surrogatepass"), key=_KEY, digest_size=_HASH_BYTES
+    ).hexdigest()
+    return f"<pii:{digest}>"
+
+
+def url_for_log(url: str) -> str:
+    """``url`` without its userinfo and fragment, its query string replaced by its :func:`pii`
+    hash (webhook URLs with ``?token=``); the whole URL when PII logging is on."""
+    if _show_pii:
+        return url
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:  # not a URL we can take apart: hide it whole
+        return pii(url)
+    netloc = parts.netloc.rpartition("@")[2] if host is None else _netloc(host, port)
+    query = pii(parts.query) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` (an exception's message, say) with every URL in it passed through :func:`url_for_log`."""
+    if _show_pii:
+        return text
+    return _URL.sub(lambda found: url_for_log(found.group(0)), text)
+
+
+def new_error_id() -> str:
+    """A fresh id naming one server-side failure, told to the client and logged beside it."""
+    return f"err_{secrets.token_hex(6)}"
+
+
+def server_error_message(what: str, error_id: str) -> str:
+    """The generic text a client gets for a failure it did not cause: ``what`` ("The response")
+    failed, and the id an operator finds in the log."""
+    return f"{what} failed because of a server error (error id {error_id})."
+
+
+class QueryStringFilter(logging.Filter):
+    """Hides the query string of the request paths in uvicorn's log lines.
+
+    uvicorn logs ``'%s - "%s %s HTTP/%s" %d'`` with (client_addr, method, full_path, http_version,
+    status) as arguments, and ``'%s - "WebSocket %s" …'`` likewise: every string argument that is a
+    path with a query (``/v1/realtime?model=…&api_key=…``) gets the query's :func:`pii` hash instead.
+    It never drops a line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _show_pii or not isinstance(record.args, tuple):
+            return True
+        if any(_is_path_with_query(arg) for arg in record.args):
+            record.args = tuple(_path_for_log(a) if _is_path_with_query(a) else a for a in record.args)
+        return True
+
+
+def _is_path_with_query(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value.startswith("/") and "?" in value
+
+
+def _path_for_log(path: str) -> str:
+    head, _, query = path.partition("?")
+    return f"{head}?{pii(query)}" if query else head
+
+
+def _netloc(host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
