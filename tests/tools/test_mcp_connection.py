@@ -13,12 +13,16 @@ from typing import Any
 import pytest
 from tests.support.mcp_server import McpTestServer, running_mcp_server
 
+from palaver.egress import EgressPolicy
 from palaver.protocol.tools import McpTool
 from palaver.tools.mcp import McpError, McpServerConnection
 from palaver.tools.mcp_connection import wait_abandoned
 
 ALL_TOOLS = ["check_availability", "book_table", "get_menu", "get_logo", "fail", "slow"]
 TOKEN = "s3cret-token"
+
+#: These tests talk to servers on 127.0.0.1, as a loopback-only Palaver may.
+LOOPBACK = EgressPolicy.allow_all()
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,7 @@ def mcp(url: str, **fields: Any) -> McpTool:
 
 @contextlib.asynccontextmanager
 async def connected(config: McpTool, timeout: float = 10.0) -> AsyncIterator[McpServerConnection]:
-    conn = await McpServerConnection.open(config, timeout=timeout)
+    conn = await McpServerConnection.open(egress=LOOPBACK, config=config, timeout=timeout)
     try:
         yield conn
     finally:
@@ -162,7 +166,9 @@ async def test_concurrent_calls_share_a_connection(restaurant: McpTestServer) ->
 
 
 async def test_open_in_one_task_call_and_close_from_others(restaurant: McpTestServer) -> None:
-    opener = asyncio.create_task(McpServerConnection.open(mcp(restaurant.url), timeout=10))
+    opener = asyncio.create_task(
+        McpServerConnection.open(egress=LOOPBACK, config=mcp(restaurant.url), timeout=10)
+    )
     conn = await opener  # the task that opened the connection has finished
     calls = [
         asyncio.create_task(conn.call_tool("check_availability", {"date": d, "party_size": 2}, timeout=10))
@@ -229,18 +235,24 @@ async def test_bearer_token_and_headers_are_sent(guarded: McpTestServer) -> None
 async def test_wrong_token_is_http_401(guarded: McpTestServer) -> None:
     with pytest.raises(McpError) as caught:
         await McpServerConnection.open(
-            mcp(guarded.url, authorization="wrong", headers={"X-Tenant": "palaver"}), timeout=10
+            egress=LOOPBACK,
+            config=mcp(guarded.url, authorization="wrong", headers={"X-Tenant": "palaver"}),
+            timeout=10,
         )
     assert (caught.value.kind, caught.value.code) == ("http_error", 401)
     assert "401 Unauthorized" in caught.value.message
     with pytest.raises(McpError) as caught:
-        await McpServerConnection.open(mcp(guarded.url, headers={"X-Tenant": "palaver"}), timeout=10)
+        await McpServerConnection.open(
+            egress=LOOPBACK, config=mcp(guarded.url, headers={"X-Tenant": "palaver"}), timeout=10
+        )
     assert (caught.value.kind, caught.value.code) == ("http_error", 401)
 
 
 async def test_missing_header_is_http_403(guarded: McpTestServer) -> None:
     with pytest.raises(McpError) as caught:
-        await McpServerConnection.open(mcp(guarded.url, authorization=TOKEN), timeout=10)
+        await McpServerConnection.open(
+            egress=LOOPBACK, config=mcp(guarded.url, authorization=TOKEN), timeout=10
+        )
     assert (caught.value.kind, caught.value.code) == ("http_error", 403)
 
 
@@ -250,7 +262,9 @@ async def test_missing_header_is_http_403(guarded: McpTestServer) -> None:
 async def test_server_down_at_open() -> None:
     started = time.monotonic()
     with pytest.raises(McpError) as caught:
-        await McpServerConnection.open(mcp(f"http://127.0.0.1:{closed_port()}/mcp"), timeout=5)
+        await McpServerConnection.open(
+            egress=LOOPBACK, config=mcp(f"http://127.0.0.1:{closed_port()}/mcp"), timeout=5
+        )
     assert time.monotonic() - started < 5.0
     assert (caught.value.kind, caught.value.code) == ("http_error", None)
     assert caught.value.to_item_error().model_dump()["code"] == 502
@@ -263,7 +277,7 @@ async def test_silent_server_times_out_at_open() -> None:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/mcp"
         started = time.monotonic()
         with pytest.raises(McpError) as caught:
-            await McpServerConnection.open(mcp(url), timeout=0.5)
+            await McpServerConnection.open(egress=LOOPBACK, config=mcp(url), timeout=0.5)
         assert time.monotonic() - started < 1.5
         assert caught.value.kind == "http_error" and caught.value.timed_out
         assert await wait_abandoned(5.0)
@@ -271,13 +285,17 @@ async def test_silent_server_times_out_at_open() -> None:
 
 async def test_wrong_path_is_http_404(restaurant: McpTestServer) -> None:
     with pytest.raises(McpError) as caught:
-        await McpServerConnection.open(mcp(restaurant.base_url + "/nowhere"), timeout=10)
+        await McpServerConnection.open(
+            egress=LOOPBACK, config=mcp(restaurant.base_url + "/nowhere"), timeout=10
+        )
     assert (caught.value.kind, caught.value.code) == ("http_error", 404)
 
 
 async def test_connectors_are_refused() -> None:
     with pytest.raises(McpError) as caught:
-        await McpServerConnection.open(McpTool(server_label="g", connector_id="connector_gmail"), timeout=1)
+        await McpServerConnection.open(
+            egress=LOOPBACK, config=McpTool(server_label="g", connector_id="connector_gmail"), timeout=1
+        )
     assert caught.value.kind == "protocol_error"
 
 
@@ -347,5 +365,7 @@ async def test_sse_with_token() -> None:
         async with connected(mcp(url, authorization=TOKEN)) as conn:
             assert await conn.call_tool("slow", {"seconds": 0}, timeout=10) == "slept 0.0 s"
         with pytest.raises(McpError) as caught:
-            await McpServerConnection.open(mcp(url, authorization="wrong"), timeout=10)
+            await McpServerConnection.open(
+                egress=LOOPBACK, config=mcp(url, authorization="wrong"), timeout=10
+            )
         assert (caught.value.kind, caught.value.code) == ("http_error", 401)

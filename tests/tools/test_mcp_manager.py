@@ -11,10 +11,14 @@ import pytest
 from openai.types.realtime import RealtimeFunctionTool, RealtimeMcpListTools
 from tests.support.mcp_server import McpTestServer
 
+from palaver.egress import EgressPolicy
 from palaver.protocol.tools import FunctionTool, McpTool
 from palaver.tools.mcp import McpError, McpManager
 
 RESTAURANT_TOOLS = ["check_availability", "book_table", "get_menu", "get_logo", "fail", "slow"]
+
+#: These tests talk to servers on 127.0.0.1, as a loopback-only Palaver may.
+LOOPBACK = EgressPolicy.allow_all()
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +35,7 @@ def bistro() -> Iterator[McpTestServer]:
 
 @pytest.fixture
 async def manager() -> AsyncIterator[McpManager]:
-    manager = McpManager(open_timeout=10)
+    manager = McpManager(egress=LOOPBACK, open_timeout=10)
     try:
         yield manager
     finally:
@@ -192,7 +196,7 @@ async def test_slow_call_through_the_manager(manager: McpManager, restaurant: Mc
 
 
 async def test_aclose_closes_everything(restaurant: McpTestServer, bistro: McpTestServer) -> None:
-    manager = McpManager()
+    manager = McpManager(egress=LOOPBACK)
     await manager.sync([mcp("rest", restaurant.url), mcp("bistro", bistro.url)])
     connections = [manager.connection("rest"), manager.connection("bistro")]
     await manager.aclose()

@@ -10,8 +10,12 @@ from __future__ import annotations
 import pytest
 from tests.support.mcp_server import EverythingServer, require_everything_server
 
+from palaver.egress import EgressPolicy
 from palaver.protocol.tools import McpTool
 from palaver.tools.mcp import McpError, McpManager, McpServerConnection
+
+#: These tests talk to servers on 127.0.0.1, as a loopback-only Palaver may.
+LOOPBACK = EgressPolicy.allow_all()
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +27,7 @@ def _reference_server_here() -> None:
 async def test_lists_tools_and_calls_echo(transport: str) -> None:
     with EverythingServer(transport=transport) as server:
         config = McpTool(server_label="everything", server_url=server.url)
-        conn = await McpServerConnection.open(config, timeout=10)
+        conn = await McpServerConnection.open(egress=LOOPBACK, config=config, timeout=10)
         try:
             assert conn.transport == ("sse" if transport == "sse" else "streamable_http")
             tools = {tool.name: tool for tool in await conn.list_tools()}
@@ -47,7 +51,7 @@ async def test_lists_tools_and_calls_echo(transport: str) -> None:
 
 async def test_manager_with_allowed_tools() -> None:
     with EverythingServer() as server:
-        manager = McpManager()
+        manager = McpManager(egress=LOOPBACK)
         try:
             (result,) = await manager.sync(
                 [McpTool(server_label="everything", server_url=server.url, allowed_tools=["echo"])]

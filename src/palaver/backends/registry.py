@@ -17,7 +17,8 @@ from palaver.backends.llm.echo import EchoChat
 from palaver.backends.llm.openai_compat import OpenAICompatibleChat
 from palaver.backends.stt.pocketsphinx import PocketsphinxSTT
 from palaver.backends.tts.espeak import EspeakTTS
-from palaver.config import Settings
+from palaver.config import ConfigError, Settings
+from palaver.egress import EgressPolicy
 from palaver.session.transcriber import StreamSlots
 from palaver.tools.policy import PolicyError, ToolPolicy, load_policy
 
@@ -35,6 +36,8 @@ class Backends:
     stt_slots: StreamSlots
     #: The operator's rules for tool calls.
     policy: ToolPolicy
+    #: Where MCP servers may be (PALAVER_MCP_ALLOW, or the default for the bind address).
+    egress: EgressPolicy
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -60,6 +63,11 @@ def build_backends(settings: Settings) -> Backends:
         policy = load_policy(settings.tool_policy) if settings.tool_policy else ToolPolicy.allow_all()
     except PolicyError as exc:
         raise BackendUnavailable(f"PALAVER_TOOL_POLICY: {exc}") from exc
+    try:
+        egress = EgressPolicy.from_settings(settings)
+    except ConfigError as exc:
+        raise BackendUnavailable(str(exc)) from exc
+    log.info("%s", egress.describe())
     return Backends(
         stt=stt,
         tts=tts,
@@ -68,6 +76,7 @@ def build_backends(settings: Settings) -> Backends:
         executor=executor,
         stt_slots=StreamSlots(settings.stt_streams),
         policy=policy,
+        egress=egress,
     )
 
 

@@ -45,6 +45,7 @@ def build_session(
         mcp_timeout=settings.mcp_call_seconds,
         mcp_connect_timeout=settings.mcp_connect_seconds,
         approval_timeout=settings.mcp_approval_seconds,
+        mcp_egress=backends.egress,
         emit=emit,
         server_playout=server_playout,
         on_playout_clear=on_playout_clear,

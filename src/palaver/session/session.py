@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from palaver.audio.formats import InputDecoder, wire_duration_ms, wire_rate
 from palaver.backends.base import SpeechToText, Transcript, VoiceActivityDetector
+from palaver.egress import EgressPolicy
 from palaver.engine.context import build_messages
 from palaver.engine.events import EngineEvent, EngineRequest
 from palaver.protocol.audio_config import SemanticVad, ServerVad
@@ -130,6 +131,7 @@ class Session:
         mcp_timeout: float = 30.0,
         mcp_connect_timeout: float = 10.0,
         approval_timeout: float = 120.0,
+        mcp_egress: EgressPolicy | None = None,
     ) -> None:
         self.config: SessionConfig = config
         self._engine = engine
@@ -154,6 +156,8 @@ class Session:
             mcp_timeout=mcp_timeout,
             mcp_connect_timeout=mcp_connect_timeout,
             approval_timeout=approval_timeout,
+            # Where MCP servers may be (build_session passes the server's; alone: public only).
+            mcp_egress=mcp_egress or EgressPolicy.public_only(),
         )
         self._input = self._new_input()
         self._playout = PlayoutTracker()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from palaver.backends.base import ChatTool
+from palaver.egress import EgressPolicy
 from palaver.engine.context import mcp_function_name
 from palaver.protocol.errors import ProtocolError
 from palaver.protocol.ids import new_id
@@ -27,6 +28,8 @@ from palaver.protocol.items import (
 from palaver.protocol.server_events import (
     ConversationItemAddedEvent,
     ConversationItemDoneEvent,
+    ErrorDetail,
+    ErrorEvent,
     McpListToolsCompletedEvent,
     McpListToolsFailedEvent,
     McpListToolsInProgressEvent,
@@ -53,8 +56,10 @@ class SessionTools:
         mcp_timeout: float,
         mcp_connect_timeout: float,
         approval_timeout: float,
+        mcp_egress: EgressPolicy,
     ) -> None:
         self._conversation = conversation
+        self._mcp_egress = mcp_egress
         self._emit = emit
         self._policy = policy
         self._policy_state = PolicyState(session_id=session_id)
@@ -186,7 +191,7 @@ class SessionTools:
         if previous is not None:
             await asyncio.wait([previous])
         if self._mcp is None:
-            self._mcp = McpManager(open_timeout=self._mcp_connect_timeout)
+            self._mcp = McpManager(egress=self._mcp_egress, open_timeout=self._mcp_connect_timeout)
         announced: dict[str, McpListToolsItem] = {}
         for config in configs:
             item = McpListToolsItem(id=new_id("item"), server_label=config.server_label, tools=[])
@@ -202,6 +207,10 @@ class SessionTools:
             else:
                 log.warning("MCP server %r: %s", result.server_label, scrub_urls(str(result.error)))
                 self._emit(McpListToolsFailedEvent(item_id=item.id or ""))
+                if result.error is not None and result.error.refused:
+                    # Refused before connecting (egress policy, a header): say why, it stays refused.
+                    detail = ErrorDetail(code="invalid_value", message=result.error.message)
+                    self._emit(ErrorEvent(error=detail))
             if item.id is not None and item.id in self._conversation:
                 self._emit(
                     ConversationItemDoneEvent(

@@ -1,6 +1,6 @@
 """The MCP client of a session: its remote MCP servers, their tools, and calls to them.
 
-    manager = McpManager()
+    manager = McpManager(egress=EgressPolicy.from_settings(settings))
     results = await manager.sync(session_tools)   # after session.update: one result per mcp tool
     for result in results:                         # → mcp_list_tools items (.completed / .failed)
         ...result.server_label, result.tools, result.error
@@ -11,7 +11,9 @@
     await manager.aclose()
 
 Errors are ``McpError`` with the ``mcp_call`` error type as ``kind`` (``to_item_error()``
-gives the item's ``error``). A server that is down, slow or dies fails its own results and
+gives the item's ``error``); ``refused`` ones are configurations refused before connecting
+(the egress policy, a forbidden header). Every connection is made under the ``egress``
+policy given (see ``palaver.egress``). A server that is down, slow or dies fails its own results and
 calls only; nothing here raises anything else or blocks longer than the timeout given.
 """
 
@@ -23,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from palaver.egress import EgressPolicy
 from palaver.protocol.items import McpListToolsItem, McpToolInfo
 from palaver.protocol.tools import FunctionTool, McpTool
 
@@ -78,7 +81,10 @@ def _endpoint(config: McpTool) -> tuple[object, ...]:
 class McpManager:
     """The MCP servers of one session, keyed by ``server_label``."""
 
-    def __init__(self, *, open_timeout: float = 10.0, close_timeout: float = 5.0) -> None:
+    def __init__(
+        self, *, egress: EgressPolicy, open_timeout: float = 10.0, close_timeout: float = 5.0
+    ) -> None:
+        self.egress = egress
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
         self._configs: dict[str, McpTool] = {}
@@ -152,7 +158,7 @@ class McpManager:
         deadline = loop.time() + timeout
         conn: McpServerConnection | None = None
         try:
-            conn = await McpServerConnection.open(config, timeout=timeout)
+            conn = await McpServerConnection.open(config, timeout=timeout, egress=self.egress)
             tools = await conn.list_tools(timeout=max(0.0, deadline - loop.time()))
         except Exception as exc:
             if isinstance(exc, McpError):
@@ -280,7 +286,7 @@ class McpManager:
             if conn is not None and conn.alive:
                 return conn
             log.info("MCP server %r: reconnecting", label)
-            fresh = await McpServerConnection.open(config, timeout=timeout)
+            fresh = await McpServerConnection.open(config, timeout=timeout, egress=self.egress)
             if self._configs.get(label) != config or self._closed:
                 await fresh.aclose(timeout=self.close_timeout)
                 raise McpError("protocol_error", JSONRPC_INVALID_PARAMS, f"MCP server {label!r} was removed")

@@ -15,6 +15,15 @@ Transports. Streamable HTTP first; when the server answers the first POST with 4
 405 (an HTTP+SSE-only server) the owner falls back to the SSE transport on the same URL. A
 URL whose path ends in ``/sse`` goes to SSE directly. ``authorization`` is sent as
 ``Authorization: Bearer <token>`` with the configured ``headers`` on every request.
+
+Egress. Every request goes through an ``EgressTransport`` of the session's ``EgressPolicy``:
+the URL is checked before anything is sent, every TCP connection (redirect hops included) by
+its resolved addresses; a refusal fails the connection with a ``refused`` ``McpError`` naming
+the rule. Headers that define the connection or its framing (``Host``, ``Cookie``,
+``Connection``, ``Content-Length``, ``Transfer-Encoding``, ``Upgrade``, ``TE``, ``Trailer``,
+``Keep-Alive``, ``Proxy-*``) are refused in a tool's ``headers`` rather than dropped, so a
+client learns its configuration is not what is sent. URLs are logged and reported without
+userinfo, query or fragment.
 """
 
 from __future__ import annotations
@@ -49,11 +58,25 @@ from mcp_types import (
 )
 
 from palaver import __version__
+from palaver.egress import (
+    EgressPolicy,
+    EgressRefused,
+    EgressTransport,
+    UrlRedactingFilter,
+    redact_urls,
+    safe_url,
+)
 from palaver.protocol.items import McpToolInfo
 from palaver.protocol.tools import McpTool
 
 from . import mcp_filters
-from .mcp_errors import JSONRPC_INVALID_PARAMS, McpError, leaf_exception, translate_exception
+from .mcp_errors import (
+    JSONRPC_INVALID_PARAMS,
+    McpError,
+    leaf_exception,
+    refused_by_egress,
+    translate_exception,
+)
 
 __all__ = ["McpServerConnection", "McpTransport", "call_result_text", "tool_info", "wait_abandoned"]
 
@@ -71,6 +94,31 @@ HTTP_READ_TIMEOUT = 300.0
 MAX_TOOL_PAGES = 100
 #: How long a failed request waits for the owner task to report why the connection died.
 DEATH_REPORT_GRACE = 1.0
+
+#: Headers a tool's ``headers`` may not set: they define the connection, its framing or its
+#: target (``Proxy-*`` too), or carry ambient credentials (cookies) OpenAI does not forward.
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "host",
+        "cookie",
+        "cookie2",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+    }
+)
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+# httpx2 logs every request's URL at info level, query string included; the SDK's transports
+# log redirect targets. Show those URLs without userinfo, query or fragment.
+for _name in ("httpx2", "mcp.client.streamable_http", "mcp.client.sse"):
+    _logger = logging.getLogger(_name)
+    if not any(isinstance(f, UrlRedactingFilter) for f in _logger.filters):
+        _logger.addFilter(UrlRedactingFilter())
 
 _ABANDONED: set[asyncio.Task[Any]] = set()
 
@@ -98,7 +146,28 @@ async def wait_abandoned(timeout: float = 5.0) -> bool:
 
 
 def _request_headers(config: McpTool) -> dict[str, str]:
+    """What is sent on every request: the tool's ``headers`` and its ``authorization``.
+
+    A header Palaver never forwards, or a malformed one, is a ``refused`` ``McpError``.
+    """
     headers = dict(config.headers or {})
+    for name, value in headers.items():
+        lowered = name.lower()
+        why = None
+        if not name or not set(name) <= _TOKEN:
+            why = "is not a valid header name"
+        elif lowered in FORBIDDEN_HEADERS or lowered.startswith("proxy-"):
+            why = "is not forwarded (it defines the connection, not the request)"
+        elif any(ch in str(value) for ch in "\r\n\0"):
+            why = "has a line break or NUL in its value"
+        if why is not None:
+            raise McpError(
+                "protocol_error",
+                JSONRPC_INVALID_PARAMS,
+                f"MCP server {config.server_label!r}: header {name[:64]!r} {why}; "
+                "an mcp tool may set authorization and end-to-end headers only",
+                refused=True,
+            )
     if config.authorization:
         token = config.authorization.strip()
         has_scheme = token.lower().startswith("bearer ")
@@ -178,7 +247,7 @@ def _arguments(arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
 class McpServerConnection:
     """A live connection to one MCP server; make one with ``await McpServerConnection.open(...)``."""
 
-    def __init__(self, config: McpTool, *, timeout: float) -> None:
+    def __init__(self, config: McpTool, *, timeout: float, egress: EgressPolicy) -> None:
         if config.server_url is None:
             raise McpError(
                 "protocol_error",
@@ -191,7 +260,14 @@ class McpServerConnection:
                 "protocol_error",
                 JSONRPC_INVALID_PARAMS,
                 f"MCP server {config.server_label!r}: server_url must be an http(s) URL",
+                refused=True,
             )
+        try:
+            egress.check_url(config.server_url)
+        except EgressRefused as exc:
+            raise refused_by_egress(exc, server_label=config.server_label) from None
+        self._egress = egress
+        self._refused: EgressRefused | None = None
         self._config = config
         self._url = config.server_url
         self._timeout = timeout
@@ -213,9 +289,12 @@ class McpServerConnection:
     # --- opening and closing --------------------------------------------------------
 
     @classmethod
-    async def open(cls, config: McpTool, *, timeout: float) -> McpServerConnection:
-        """Connect and initialize within ``timeout`` seconds, or raise ``McpError``."""
-        conn = cls(config, timeout=timeout)
+    async def open(cls, config: McpTool, *, timeout: float, egress: EgressPolicy) -> McpServerConnection:
+        """Connect and initialize within ``timeout`` seconds, or raise ``McpError``.
+
+        Every connection is checked by ``egress``; a refused one is never made.
+        """
+        conn = cls(config, timeout=timeout, egress=egress)
         opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         conn._owner = asyncio.create_task(conn._own(opened), name=f"mcp-owner:{config.server_label}")
         try:
@@ -237,7 +316,9 @@ class McpServerConnection:
         if error is not None:
             conn._give_up()
             raise error
-        log.info("MCP server %r connected over %s", conn.server_label, conn.transport)
+        log.info(
+            "MCP server %r connected over %s to %s", conn.server_label, conn.transport, safe_url(conn._url)
+        )
         return conn
 
     async def _own(self, opened: asyncio.Future[None]) -> None:
@@ -255,7 +336,11 @@ class McpServerConnection:
             if not opened.done():
                 opened.set_exception(self._translate(exc, "the MCP handshake", since=0))
             elif not self._stop.is_set():
-                log.warning("MCP server %r: connection lost: %r", self.server_label, leaf_exception(exc))
+                log.warning(
+                    "MCP server %r: connection lost: %s",
+                    self.server_label,
+                    redact_urls(repr(leaf_exception(exc))),
+                )
         finally:
             self._client = None
             self._dead.set()
@@ -316,7 +401,14 @@ class McpServerConnection:
             timeout=timeout or httpx2.Timeout(self._timeout, read=HTTP_READ_TIMEOUT),
             auth=auth,
             event_hooks={"response": [self._record_status]},
+            transport=EgressTransport(self._egress, on_refused=self._record_refusal),
+            trust_env=False,
         )
+
+    def _record_refusal(self, refusal: EgressRefused) -> None:
+        # The SDK may fold the exception into a generic error: keep the reason for _translate.
+        if self._refused is None:
+            self._refused = refusal
 
     async def _record_status(self, response: httpx2.Response) -> None:
         self._status_seq += 1
@@ -327,6 +419,8 @@ class McpServerConnection:
         return [status for seq, status in self._error_statuses if seq > mark]
 
     def _translate(self, exc: BaseException, what: str, *, since: int) -> McpError:
+        if self._refused is not None:
+            return refused_by_egress(self._refused, server_label=self.server_label)
         return translate_exception(
             exc,
             server_label=self.server_label,
@@ -473,7 +567,9 @@ class McpServerConnection:
         client = self._client
         if self._closed or client is None or self._dead.is_set():
             state = "closed" if self._closed else "lost"
-            reason = f" ({leaf_exception(self._failure)!r})" if self._failure is not None else ""
+            reason = (
+                f" ({redact_urls(repr(leaf_exception(self._failure)))})" if self._failure is not None else ""
+            )
             raise McpError(
                 "http_error", None, f"MCP server {self.server_label!r}: connection {state}{reason}"
             )

@@ -3,8 +3,9 @@
 Every failure of a remote MCP server reaches the session as an ``McpError`` whose ``kind``
 is one of the three error types of an ``mcp_call`` item (``protocol_error``,
 ``tool_execution_error``, ``http_error``); ``to_item_error()`` gives that item's ``error``.
-Exceptions of the ``mcp`` SDK, httpx2 and anyio are translated here, at the boundary, and
-never escape to callers.
+Exceptions of the ``mcp`` SDK, httpx2 and anyio (and the egress policy's ``EgressRefused``)
+are translated here, at the boundary, and never escape to callers. Messages never carry a
+URL's userinfo, query or fragment (``redact_urls``): a ``server_url`` may hold an API key.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import httpx2
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
 
+from palaver.egress import EgressRefused, redact_urls
+from palaver.errors import PalaverError
 from palaver.protocol.items import McpCallError, McpHttpError, McpProtocolError, McpToolExecutionError
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "JSONRPC_INVALID_PARAMS",
     "McpError",
     "McpErrorKind",
+    "refused_by_egress",
     "translate_exception",
 ]
 
@@ -43,12 +47,14 @@ HTTP_NO_RESPONSE = 502
 HTTP_TIMEOUT = 504
 
 
-class McpError(Exception):
+class McpError(PalaverError):
     """A failed MCP operation: ``kind`` names the ``mcp_call`` error type.
 
     ``code`` is the HTTP status (``http_error``) or the JSON-RPC error code
     (``protocol_error``) when known, else ``None``; ``timed_out`` marks an operation that
-    was abandoned because the server did not answer within its timeout.
+    was abandoned because the server did not answer within its timeout. ``refused`` marks a
+    tool configuration Palaver refused before connecting (the egress policy, a forbidden
+    header): the client should hear why in an ``error`` event, not only a failed listing.
     """
 
     def __init__(
@@ -58,11 +64,13 @@ class McpError(Exception):
         message: str = "",
         *,
         timed_out: bool = False,
+        refused: bool = False,
     ) -> None:
         self.kind: McpErrorKind = kind
         self.code = code
         self.message = message or kind.replace("_", " ")
         self.timed_out = timed_out
+        self.refused = refused
         super().__init__(self.message)
 
     def to_item_error(self) -> McpCallError:
@@ -89,6 +97,16 @@ def leaf_exception(exc: BaseException) -> BaseException:
     return exc
 
 
+def refused_by_egress(exc: EgressRefused, *, server_label: str) -> McpError:
+    """The error for a ``server_url`` (or a redirect of it) the egress policy refused."""
+    return McpError(
+        "protocol_error",
+        JSONRPC_INVALID_PARAMS,
+        f"MCP server {server_label!r}: server_url refused by the egress policy: {exc}",
+        refused=True,
+    )
+
+
 def _status_text(status: int) -> str:
     try:
         return f"{status} {HTTPStatus(status).phrase}"
@@ -97,7 +115,7 @@ def _status_text(status: int) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = redact_urls(str(exc).strip())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -118,6 +136,8 @@ def translate_exception(
     exc = leaf_exception(exc)
     if isinstance(exc, McpError):
         return exc
+    if isinstance(exc, EgressRefused):
+        return refused_by_egress(exc, server_label=server_label)
     where = f"MCP server {server_label!r}"
     status = http_statuses[-1] if http_statuses else None
     if status is None and isinstance(exc, httpx2.HTTPStatusError):
@@ -128,7 +148,7 @@ def translate_exception(
         if exc.code == CONNECTION_CLOSED:
             reason = f" ({_describe(leaf_exception(cause))})" if cause is not None else ""
             return McpError("http_error", None, f"{where}: connection lost during {what}{reason}")
-        return McpError("protocol_error", exc.code, f"{where} rejected {what}: {exc.message}")
+        return McpError("protocol_error", exc.code, f"{where} rejected {what}: {redact_urls(exc.message)}")
     if isinstance(exc, TimeoutError | httpx2.TimeoutException):
         return McpError("http_error", None, f"{where} did not answer {what} in time", timed_out=True)
     if isinstance(
