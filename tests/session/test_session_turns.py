@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from palaver.engine.events import OutputAudio, OutputText
+from palaver.protocol.audio_config import ServerVad
 from palaver.protocol.client_events import parse_client_event
 from palaver.session.session import Session
 from palaver.turn.detector import BargeInGuard
@@ -183,7 +184,10 @@ async def test_server_playout_truncates_at_the_heard_position(closing) -> None:
 
 
 async def test_idle_timeout_prompts_the_user(closing) -> None:
-    session, engine, events = make({**VAD, "idle_timeout_ms": 100})
+    session, engine, events = make({**VAD, "idle_timeout_ms": 5000})  # OpenAI's minimum
+    detection = session.config.audio.input.turn_detection
+    assert isinstance(detection, ServerVad) and detection.idle_timeout_ms == 5000
+    detection.idle_timeout_ms = 100  # past session.update's range check, so the test waits 0.1 s, not 5
     closing.append(session)
     engine.script = [OutputText("Anyone there?"), DONE]
     await session.handle_frame(json.dumps({"type": "response.create"}))

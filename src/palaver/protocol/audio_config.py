@@ -6,6 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag
 
+from .bounds import (
+    IDLE_TIMEOUT_MAX_MS,
+    IDLE_TIMEOUT_MIN_MS,
+    MAX_LIST_ITEMS,
+    MAX_PREFIX_PADDING_MS,
+    MAX_SILENCE_DURATION_MS,
+    MAX_VOICE_CHARS,
+    DescriptionText,
+    LabelText,
+)
 from .wire import Omittable, WireModel, json_kind
 
 #: Transcription model reported when a client turns transcription on without naming one.
@@ -40,9 +50,9 @@ class ServerVad(WireModel):
 
     type: Literal["server_vad"] = "server_vad"
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    prefix_padding_ms: int = Field(default=300, ge=0)
-    silence_duration_ms: int = Field(default=200, ge=0)
-    idle_timeout_ms: int | None = Field(default=None, ge=0)
+    prefix_padding_ms: int = Field(default=300, ge=0, le=MAX_PREFIX_PADDING_MS)
+    silence_duration_ms: int = Field(default=200, ge=0, le=MAX_SILENCE_DURATION_MS)
+    idle_timeout_ms: int | None = Field(default=None, ge=IDLE_TIMEOUT_MIN_MS, le=IDLE_TIMEOUT_MAX_MS)
     create_response: bool = True
     interrupt_response: bool = True
 
@@ -62,29 +72,29 @@ TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
 class InputTranscription(WireModel):
     """Asynchronous transcription of user audio (``delay``/``keywords``/``languages`` are 2026 fields)."""
 
-    model: str = DEFAULT_TRANSCRIPTION_MODEL
-    language: str | None = None
-    prompt: str | None = None
+    model: LabelText = DEFAULT_TRANSCRIPTION_MODEL
+    language: LabelText | None = None
+    prompt: DescriptionText | None = None
     delay: Omittable[Literal["minimal", "low", "medium", "high", "xhigh"]] = None
-    keywords: Omittable[list[str]] = None
-    languages: Omittable[list[str]] = None
+    keywords: Omittable[Annotated[list[LabelText], Field(max_length=MAX_LIST_ITEMS)]] = None
+    languages: Omittable[Annotated[list[LabelText], Field(max_length=MAX_LIST_ITEMS)]] = None
 
 
 class NoiseReduction(WireModel):
     """Input noise reduction (``strength`` is a 2026 field)."""
 
     type: Literal["near_field", "far_field"]
-    strength: Omittable[float] = None
+    strength: Omittable[Annotated[float, Field(ge=0.0, le=1.0)]] = None
 
 
 class VoiceId(WireModel):
     """A custom voice reference, ``{"id": "voice_1234"}`` (2026)."""
 
-    id: str
+    id: Annotated[str, Field(max_length=MAX_VOICE_CHARS)]
 
 
 Voice = Annotated[
-    Annotated[str, Tag("string")] | Annotated[VoiceId, Tag("object")],
+    Annotated[str, Field(max_length=MAX_VOICE_CHARS), Tag("string")] | Annotated[VoiceId, Tag("object")],
     Discriminator(json_kind),
 ]
 

@@ -2,7 +2,9 @@
 
 ``parse_client_event`` raises ``ProtocolError`` with OpenAI-style codes:
 
-* ``invalid_json`` — the frame is not UTF-8 JSON;
+* ``invalid_json`` — the frame is not UTF-8 JSON, or JSON Palaver refuses: nested deeper than
+  ``bounds.MAX_FRAME_DEPTH``, ``NaN``/``Infinity``, a number out of a double's range, a lone
+  surrogate (see ``bounds.loads_client_json``);
 * ``invalid_type`` — the frame is not a JSON object, or a field has the wrong JSON type;
 * ``missing_required_parameter`` — ``type`` or a required field is absent;
 * ``invalid_value`` — unknown or beta-only ``type`` (param ``type``), bad literal, bad base64;
@@ -17,11 +19,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
+from .bounds import CLIENT_INPUT, ClientJsonError, loads_client_json
 from .errors import ProtocolError
 from .items import ConversationItem, InputAudioContent, MessageItem, client_audio_part_index
 from .responses import ResponseCreateParams
@@ -206,8 +208,8 @@ CLIENT_EVENT_TYPES: tuple[str, ...] = tuple(_EVENT_CLASSES)
 def parse_client_event(frame: str | bytes) -> ClientEvent:
     """Decode and validate one client frame, raising ``ProtocolError`` when it is invalid."""
     try:
-        data = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = loads_client_json(frame)
+    except ClientJsonError as exc:
         raise ProtocolError(f"Invalid JSON in client event: {exc}.", code="invalid_json") from None
     if not isinstance(data, dict):
         raise ProtocolError(
@@ -239,6 +241,6 @@ def parse_client_event(frame: str | bytes) -> ClientEvent:
             event_id=event_id,
         )
     try:
-        return cast("ClientEvent", model.model_validate(data, strict=True))
+        return cast("ClientEvent", model.model_validate(data, strict=True, context=CLIENT_INPUT))
     except ValidationError as exc:
         raise translate_validation_error(exc, data, event_id=event_id) from None

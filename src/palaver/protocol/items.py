@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from .bounds import FreeJson
 from .validation_errors import custom_error, format_choices
 from .wire import Omittable, WireModel
 
@@ -144,9 +145,9 @@ class McpToolInfo(WireModel):
     """One tool listed by an MCP server."""
 
     name: str
-    input_schema: dict[str, Any]
+    input_schema: FreeJson
     description: Omittable[str] = None
-    annotations: Omittable[dict[str, Any]] = None
+    annotations: Omittable[FreeJson] = None
 
 
 class McpListToolsItem(WireModel):

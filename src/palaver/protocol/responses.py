@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .audio_config import DEFAULT_VOICE, AudioFormat, PcmFormat, Voice
+from .bounds import MAX_LIST_ITEMS, MAX_TOOLS, InstructionsText
 from .ids import new_id
 from .items import ConversationItem, client_audio_part_index
 from .session_config import (
@@ -80,9 +81,9 @@ class ResponseCreateParams(WireModel):
     """The ``response`` object of ``response.create``: per-response overrides."""
 
     conversation: Literal["auto", "none"] | None = None
-    input: list[ResponseInputEntry] | None = None
-    instructions: str | None = None
-    tools: list[Tool] | None = None
+    input: list[ResponseInputEntry] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
+    instructions: InstructionsText | None = None
+    tools: list[Tool] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: ToolChoice | None = None
     max_output_tokens: MaxOutputTokens | None = None
     prompt: Prompt | None = None

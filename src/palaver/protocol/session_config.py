@@ -6,7 +6,8 @@ current configuration: only present fields change; ``null`` clears nullable fiel
 ``include``); lists and the objects in ``_REPLACED_WHOLE`` are replaced, not merged; an
 object whose ``type`` changes (e.g. ``server_vad`` -> ``semantic_vad``) is replaced,
 one keeping its ``type`` is merged field by field. The merged result is validated as a
-whole, so errors carry ``session.*`` parameter paths.
+whole, so errors carry ``session.*`` parameter paths, and nothing is applied unless all of it
+is valid. Every number and size is bounded (``bounds.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ from .audio_config import (
     Voice,
     VoiceId,
     voice_name,
+)
+from .bounds import (
+    CLIENT_INPUT,
+    MAX_LIST_ITEMS,
+    MAX_POST_INSTRUCTIONS_TOKENS,
+    MAX_TOOLS,
+    FreeJson,
+    IdText,
+    InstructionsText,
+    LabelText,
+    check_max_properties,
 )
 from .errors import ProtocolError
 from .ids import new_id
@@ -116,20 +128,29 @@ MaxOutputTokens = Annotated[
 ]
 
 
+#: A prompt variable: text, or an input content object (``input_text``, ``input_image`` …).
+PromptVariable = Annotated[
+    Annotated[InstructionsText, Tag("string")] | Annotated[FreeJson, Tag("object")],
+    Discriminator(json_kind),
+]
+
+
 class Prompt(WireModel):
     """Reference to a stored prompt template and its variables."""
 
-    id: str
-    version: Omittable[str] = None
-    variables: Omittable[dict[str, str | dict[str, Any]]] = None
+    id: LabelText
+    version: Omittable[LabelText] = None
+    variables: Omittable[Annotated[dict[LabelText, PromptVariable], check_max_properties(MAX_LIST_ITEMS)]] = (
+        None
+    )
 
 
 class TracingConfig(WireModel):
     """Named tracing settings."""
 
-    workflow_name: Omittable[str] = None
-    group_id: Omittable[str] = None
-    metadata: Omittable[dict[str, Any]] = None
+    workflow_name: Omittable[IdText] = None
+    group_id: Omittable[IdText] = None
+    metadata: Omittable[FreeJson] = None
 
 
 Tracing = Annotated[
@@ -141,7 +162,7 @@ Tracing = Annotated[
 class TokenLimits(WireModel):
     """Token budget used by retention-ratio truncation."""
 
-    post_instructions: Omittable[int] = Field(default=None, ge=0)
+    post_instructions: Omittable[int] = Field(default=None, ge=0, le=MAX_POST_INSTRUCTIONS_TOKENS)
 
 
 class RetentionRatioTruncation(WireModel):
@@ -184,8 +205,8 @@ class RealtimeSessionConfig(WireModel):
     id: str = Field(default_factory=lambda: new_id("sess"))
     model: str
     output_modalities: list[OutputModality] = Field(default_factory=audio_only)
-    instructions: str = DEFAULT_INSTRUCTIONS
-    tools: list[Tool] = Field(default_factory=list)
+    instructions: InstructionsText = DEFAULT_INSTRUCTIONS
+    tools: list[Tool] = Field(default_factory=list, max_length=MAX_TOOLS)
     tool_choice: ToolChoice = "auto"
     max_output_tokens: MaxOutputTokens = "inf"
     tracing: Tracing | None = None
@@ -193,7 +214,7 @@ class RealtimeSessionConfig(WireModel):
     prompt: Prompt | None = None
     expires_at: int
     audio: AudioConfig = Field(default_factory=AudioConfig)
-    include: list[Include] | None = None
+    include: list[Include] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     parallel_tool_calls: Omittable[bool] = None
     reasoning: Omittable[Reasoning] = None
 
@@ -208,7 +229,7 @@ class TranscriptionSessionConfig(WireModel):
     id: str = Field(default_factory=lambda: new_id("sess"))
     expires_at: int
     audio: TranscriptionAudioConfig = Field(default_factory=TranscriptionAudioConfig)
-    include: list[Include] | None = None
+    include: list[Include] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
 
 
 SessionConfig = Annotated[RealtimeSessionConfig | TranscriptionSessionConfig, Field(discriminator="type")]
@@ -286,7 +307,7 @@ def _apply(
             _check_voice(current, update, fail)
     merged = _merge(current.model_dump(), update)
     try:
-        return cast(SessionT, type(current).model_validate(merged, strict=True))
+        return cast(SessionT, type(current).model_validate(merged, strict=True, context=CLIENT_INPUT))
     except ValidationError as exc:
         raise translate_validation_error(exc, merged, prefix=prefix, event_id=event_id) from None
 

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Discriminator, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
+from .bounds import (
+    MAX_HEADERS,
+    MAX_LIST_ITEMS,
+    ClientDescription,
+    DescriptionText,
+    FreeJson,
+    IdText,
+    LabelText,
+    ToolName,
+    check_max_properties,
+)
 from .validation_errors import custom_error
 from .wire import Omittable, WireModel, json_kind, type_or_kind
 
@@ -21,19 +32,23 @@ McpConnectorId = Literal[
 ]
 
 
+#: MCP tool names in a filter (an MCP tool name is not a function name: any text, bounded).
+ToolNames = Annotated[list[LabelText], Field(max_length=MAX_LIST_ITEMS)]
+
+
 class FunctionTool(WireModel):
     """A function the model may call; ``parameters`` is a JSON Schema."""
 
     type: Literal["function"] = "function"
-    name: str
-    description: Omittable[str] = None
-    parameters: Omittable[dict[str, Any]] = None
+    name: ToolName
+    description: Omittable[ClientDescription] = None
+    parameters: Omittable[FreeJson] = None
 
 
 class McpToolFilter(WireModel):
     """Selects MCP tools by name and/or read-only annotation."""
 
-    tool_names: Omittable[list[str]] = None
+    tool_names: Omittable[ToolNames] = None
     read_only: Omittable[bool] = None
 
 
@@ -45,7 +60,7 @@ class McpApprovalFilter(WireModel):
 
 
 McpAllowedTools = Annotated[
-    Annotated[list[str], Tag("array")] | Annotated[McpToolFilter, Tag("object")],
+    Annotated[ToolNames, Tag("array")] | Annotated[McpToolFilter, Tag("object")],
     Discriminator(json_kind),
 ]
 McpRequireApproval = Annotated[
@@ -58,17 +73,19 @@ class McpTool(WireModel):
     """A remote MCP server (or connector) whose tools the model may call."""
 
     type: Literal["mcp"] = "mcp"
-    server_label: str
-    server_url: Omittable[str] = None
+    server_label: LabelText
+    server_url: Omittable[IdText] = None
     connector_id: Omittable[McpConnectorId] = None
-    authorization: Omittable[str] = None
-    headers: Omittable[dict[str, str]] = None
+    authorization: Omittable[IdText] = None
+    headers: Omittable[Annotated[dict[LabelText, IdText], check_max_properties(MAX_HEADERS)]] = None
     allowed_tools: Omittable[McpAllowedTools] = None
     require_approval: Omittable[McpRequireApproval] = None
-    server_description: Omittable[str] = None
-    tunnel_id: Omittable[str] = None
+    server_description: Omittable[DescriptionText] = None
+    tunnel_id: Omittable[IdText] = None
     defer_loading: Omittable[bool] = None
-    allowed_callers: Omittable[list[Literal["direct", "programmatic"]]] = None
+    allowed_callers: Omittable[
+        Annotated[list[Literal["direct", "programmatic"]], Field(max_length=MAX_LIST_ITEMS)]
+    ] = None
 
     @model_validator(mode="after")
     def _needs_a_server(self) -> McpTool:
@@ -92,15 +109,15 @@ class ToolChoiceFunction(WireModel):
     """Force a call of the named function."""
 
     type: Literal["function"] = "function"
-    name: str
+    name: LabelText
 
 
 class ToolChoiceMcp(WireModel):
     """Force a call of an MCP server's tool."""
 
     type: Literal["mcp"] = "mcp"
-    server_label: str
-    name: Omittable[str] = None
+    server_label: LabelText
+    name: Omittable[LabelText] = None
 
 
 ToolChoice = Annotated[

@@ -3,7 +3,8 @@
 Codes produced: ``missing_required_parameter``, ``unknown_parameter``, ``invalid_type``,
 ``invalid_value``, plus OpenAI's range codes ``integer_above_max_value``,
 ``integer_below_min_value``, ``decimal_above_max_value``, ``decimal_below_min_value``,
-``string_above_max_length`` and ``array_above_max_length``. ``param`` is a dotted path
+``string_above_max_length`` and ``array_above_max_length``; a string not matching a pattern is
+``invalid_value`` with OpenAI's "string does not match pattern" message. ``param`` is a dotted path
 with list indices in brackets, e.g. ``session.tools[0].name``.
 """
 
@@ -142,6 +143,12 @@ def _describe(error: ErrorDetails, param: str) -> tuple[str, str, str]:
         return _describe_bound(kind, value, ctx, param)
     if kind in ("string_too_long", "too_long"):
         return _describe_length(kind, value, ctx, param)
+    if kind == "string_pattern_mismatch":
+        message = (
+            f"Invalid '{param}': string does not match pattern. "
+            f"Expected a string that matches the pattern '{ctx.get('pattern')}'."
+        )
+        return "invalid_value", message, param
     return "invalid_value", f"Invalid value for '{param}': {error['msg']}.", param
 
 
