@@ -9,6 +9,9 @@ import sys
 from palaver import __version__, redact
 from palaver.config import ConfigError, Settings
 
+#: uvicorn's ``ws_max_size`` is this many times ``PALAVER_WS_MAX_FRAME_BYTES``.
+WS_HARD_CAP_FACTOR = 2
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -72,9 +75,13 @@ def serve(settings: Settings) -> int:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
-            ws_max_size=32 * 1024 * 1024,
+            # The transport's hard cap (close 1009), above the app's own frame limit, which
+            # answers frames between the two with an ``error`` event and keeps the session.
+            ws_max_size=WS_HARD_CAP_FACTOR * settings.ws_max_frame_bytes,
             ws_per_message_deflate=settings.ws_compression,
-            ws_ping_interval=None,
+            # A ping every ws_ping_seconds; no pong within as long closes the socket (0: no pings).
+            ws_ping_interval=settings.ws_ping_seconds or None,
+            ws_ping_timeout=settings.ws_ping_seconds or None,
         )
     finally:
         backends.close()

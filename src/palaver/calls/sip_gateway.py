@@ -25,6 +25,7 @@ from palaver.calls.call import Call, CallStateError, SipHeader
 from palaver.calls.line_media import LineMedia, line_format
 from palaver.calls.switchboard import Switchboard
 from palaver.config import Settings
+from palaver.limits import SessionLimit, SessionSlot
 from palaver.protocol.client_events import parse_client_event
 from palaver.protocol.session_config import RealtimeSessionConfig, apply_session_update
 from palaver.sdp import Chosen, NoAcceptableMedia, SdpError, SessionDescription, answer
@@ -53,6 +54,8 @@ NOT_ACCEPTABLE_HERE = 488
 BAD_SDP = 400
 #: Status for a call Palaver cannot take now (no RTP port free, shutting down).
 SERVICE_UNAVAILABLE = 503
+#: Status for a new call over ``PALAVER_MAX_SESSIONS`` (sent before any webhook).
+BUSY_HERE = 486
 #: Seconds the BYEs of a shutdown get before the transport closes.
 SHUTDOWN_GRACE = 0.5
 
@@ -89,8 +92,17 @@ class SipUnavailable(RuntimeError):
 class SipGateway:
     """The SIP side of the server: ``await start()``, ``await close()``."""
 
-    def __init__(self, settings: Settings, backends: Backends, switchboard: Switchboard) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        backends: Backends,
+        switchboard: Switchboard,
+        *,
+        sessions: SessionLimit | None = None,
+    ) -> None:
         self.settings = settings
+        #: The server-wide session counter: each call holds a slot from its INVITE to its end.
+        self.sessions = sessions
         self.backends = backends
         self.switchboard = switchboard
         self.transport = SipTransport(sip_transport_config(settings))
@@ -215,6 +227,7 @@ class SipCall:
         self._expiry: asyncio.TimerHandle | None = None
         self._session_id = secrets.randbelow(2**31)
         self._sdp_version = self._session_id
+        self._slot: SessionSlot | None = None
 
     @property
     def id(self) -> str:
@@ -231,6 +244,16 @@ class SipCall:
 
     async def answer_flow(self) -> None:
         gw = self.gateway
+        if gw.sessions is not None:
+            self._slot = gw.sessions.acquire("sip")
+            if self._slot is None:
+                log.warning(
+                    "call %s: session limit reached (%d at once); busy (486)",
+                    self.handle,
+                    gw.sessions.maximum,
+                )
+                self._reject_now(BUSY_HERE)
+                return
         try:
             offer = SessionDescription.parse(self.request.body)
         except SdpError as exc:
@@ -274,6 +297,12 @@ class SipCall:
         with contextlib.suppress(CallStateError):
             self.gateway.command(lambda ua, now: ua.reject(self.handle, status, now))
         self.gateway.forget(self.handle)
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release()
 
     # ------------------------------------------------------------------ CallControl
 
@@ -468,3 +497,4 @@ class SipCall:
         if self.call is not None:
             self.call.mark_ended()
         self.gateway.forget(self.handle)
+        self._release_slot()

@@ -28,6 +28,9 @@ from palaver.calls.registry import CallRegistry
 from palaver.calls.webhooks import WebhookSender, call_incoming_event, secret_key
 from palaver.config import ConfigError, Settings
 from palaver.redact import pii
+from palaver.sip.errors import SipParseError
+from palaver.sip.headers import parse_name_addr
+from palaver.sip.uri import SipURI, TelURI
 from palaver.transports.wire_log import WireLog
 
 log = logging.getLogger(__name__)
@@ -110,7 +113,7 @@ class Switchboard:
             control=control, sip_headers=sip_headers, dialled=dialled, fanout=EventFanout(self._wire_log)
         )
         self.registry.register(call)
-        log.info("call %s incoming to %r", call.id, pii(dialled))
+        log.info("call %s incoming to %r from %r", call.id, pii(dialled), pii(_caller(sip_headers)))
         return call
 
     def get(self, call_id: str) -> Call | None:
@@ -181,3 +184,18 @@ class Switchboard:
 def _agent_for_log(name: str) -> str:
     """An agent is named by the dialled number or user it answers (personal), or is the default."""
     return name if name == DEFAULT_AGENT else pii(name)
+
+
+def _caller(sip_headers: list[SipHeader]) -> str:
+    """Who calls: the user part (a number, mostly) of the From header's URI; "" when unreadable."""
+    for header in sip_headers:
+        if header["name"].lower() != "from":
+            continue
+        try:
+            uri = parse_name_addr(header["value"]).uri
+        except SipParseError:
+            return ""
+        if isinstance(uri, SipURI):
+            return uri.user or ""
+        return uri.number if isinstance(uri, TelURI) else ""
+    return ""

@@ -15,6 +15,8 @@ from palaver.calls.rest import calls_router
 from palaver.calls.sip_gateway import SipGateway
 from palaver.calls.switchboard import CallSettings, Switchboard
 from palaver.config import Settings
+from palaver.limits import SessionLimit, check_limit_settings
+from palaver.server.body_limit import BodyLimit
 from palaver.transports.sip_settings import check_sip_settings
 from palaver.transports.websocket import RealtimeContext, realtime_endpoint
 from palaver.transports.wire_log import WireLog
@@ -31,6 +33,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     state: dict[str, RealtimeContext] = {}
     call_settings = CallSettings.from_settings(settings)
     check_sip_settings(settings)
+    check_limit_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -38,8 +41,9 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
         wire_log = WireLog(settings.wire_log) if settings.wire_log else None
         switchboard = Switchboard(call_settings, wire_log=wire_log)
         app.state.switchboard = switchboard
+        sessions = SessionLimit(settings.max_sessions)  # one count for WebSocket sessions and SIP calls
         state["ctx"] = RealtimeContext(
-            settings=settings, backends=loaded, wire_log=wire_log, switchboard=switchboard
+            settings=settings, backends=loaded, wire_log=wire_log, switchboard=switchboard, sessions=sessions
         )
         if settings.api_key is None:
             log.warning("PALAVER_API_KEY is not set: the server is OPEN, any client may connect")
@@ -54,7 +58,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
             log.warning("no PALAVER_LLM_BASE_URL: using the echo brain, which repeats what it hears")
         gateway: SipGateway | None = None
         if settings.sip_enabled:
-            gateway = SipGateway(settings, loaded, switchboard)
+            gateway = SipGateway(settings, loaded, switchboard, sessions=sessions)
             await gateway.start()
             app.state.sip_gateway = gateway
         try:
@@ -70,12 +74,23 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
 
     app = FastAPI(title="Palaver", version=__version__, lifespan=lifespan)
 
+    # Every REST body is capped (413) before a route reads it.
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
+
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         ctx = state.get("ctx")
         if ctx is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        return JSONResponse({"status": "ok", "brain": ctx.backends.chat.name})
+        sessions = ctx.sessions.held if ctx.sessions is not None else 0
+        return JSONResponse(
+            {
+                "status": "ok",
+                "brain": ctx.backends.chat.name,
+                "sessions": sessions,
+                "max_sessions": settings.max_sessions,
+            }
+        )
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
