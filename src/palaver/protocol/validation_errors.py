@@ -100,16 +100,37 @@ def _join(path: str, part: str | int) -> str:
 
 
 def _param_path(loc: tuple[int | str, ...], data: object, error_type: str, prefix: str) -> str:
-    """Follow ``loc`` through ``data``; steps that are not keys/indices are union tags."""
+    """Follow ``loc`` through ``data``; steps that are not keys/indices are union tags.
+
+    A tag may also be a key of the object (``truncation.retention_ratio`` is both the union tag
+    and a field): the reading that follows the most steps as keys wins.
+    """
+    followed = _follow(loc, 0, data, {})[1]
     path = prefix
-    node = data
-    for position, step in enumerate(loc):
-        found, child = _child(node, step)
-        if found:
-            path, node = _join(path, step), child
-        elif error_type == "missing" and position == len(loc) - 1 and isinstance(step, str):
-            path = _join(path, step)
+    for position in followed:
+        path = _join(path, loc[position])
+    last = len(loc) - 1
+    if error_type == "missing" and loc and isinstance(loc[last], str) and last not in followed:
+        path = _join(path, loc[last])
     return path
+
+
+def _follow(
+    loc: tuple[int | str, ...], start: int, node: object, memo: dict[tuple[int, int], tuple[int, list[int]]]
+) -> tuple[int, list[int]]:
+    """``(count, positions)``: the positions of ``loc[start:]`` read as keys, in the best reading."""
+    if start == len(loc):
+        return 0, []
+    key = (start, id(node))
+    if key not in memo:
+        found, child = _child(node, loc[start])
+        best = _follow(loc, start + 1, node, memo)
+        if found:
+            count, positions = _follow(loc, start + 1, child, memo)
+            if count + 1 >= best[0]:
+                best = (count + 1, [start, *positions])
+        memo[key] = best
+    return memo[key]
 
 
 def _child(node: object, step: int | str) -> tuple[bool, object]:
