@@ -52,6 +52,7 @@ def serve(settings: Settings) -> int:
     from palaver.backends.base import BackendUnavailable
     from palaver.backends.registry import build_backends
     from palaver.server.app import create_app
+    from palaver.server.exposure import check_exposure
 
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -59,6 +60,11 @@ def serve(settings: Settings) -> int:
         stream=sys.stderr,
     )
     redact.configure(log_pii=settings.log_pii)  # personal data out of the logs unless PALAVER_LOG_PII
+    try:
+        check_exposure(settings)  # before any model loads: a refusal is immediate
+    except ConfigError as exc:
+        print(f"palaver: {exc}", file=sys.stderr)
+        return 2
     try:
         backends = build_backends(settings)
     except BackendUnavailable as exc:

@@ -17,6 +17,7 @@ from palaver.calls.switchboard import CallSettings, Switchboard
 from palaver.config import Settings
 from palaver.limits import SessionLimit, check_limit_settings
 from palaver.server.body_limit import BodyLimit
+from palaver.server.exposure import check_exposure, open_exposure_warning
 from palaver.transports.sip_settings import check_sip_settings
 from palaver.transports.websocket import RealtimeContext, realtime_endpoint
 from palaver.transports.wire_log import WireLog
@@ -32,6 +33,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     """
     state: dict[str, RealtimeContext] = {}
     call_settings = CallSettings.from_settings(settings)
+    check_exposure(settings)
     check_sip_settings(settings)
     check_limit_settings(settings)
 
@@ -45,8 +47,9 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
         state["ctx"] = RealtimeContext(
             settings=settings, backends=loaded, wire_log=wire_log, switchboard=switchboard, sessions=sessions
         )
-        if settings.api_key is None:
-            log.warning("PALAVER_API_KEY is not set: the server is OPEN, any client may connect")
+        open_warning = open_exposure_warning(settings)
+        if open_warning is not None:
+            log.warning(open_warning)
         log.info(
             "palaver %s ready: stt=%s tts=%s brain=%s",
             __version__,
@@ -72,7 +75,16 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
             if backends is None:
                 loaded.close()
 
-    app = FastAPI(title="Palaver", version=__version__, lifespan=lifespan)
+    # The API docs describe every route; a keyed server does not show them to strangers.
+    open_docs = settings.api_key is None
+    app = FastAPI(
+        title="Palaver",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if open_docs else None,
+        docs_url="/docs" if open_docs else None,
+        redoc_url="/redoc" if open_docs else None,
+    )
 
     # Every REST body is capped (413) before a route reads it.
     app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
