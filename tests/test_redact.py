@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from palaver import redact
@@ -133,6 +134,28 @@ def test_query_string_filter_hides_websocket_handshake_queries() -> None:
     )
 
 
+def test_query_string_filter_hides_httpx_request_url_queries() -> None:
+    url = httpx.URL("https://hooks.example.com/palaver?token=abc123")
+    record = logging.LogRecord(
+        "httpx",
+        logging.INFO,
+        __file__,
+        1,
+        'HTTP Request: %s %s "%s %d %s"',
+        ("POST", url, "HTTP/1.1", 200, "OK"),
+        None,
+    )
+    QueryStringFilter().filter(record)
+    assert record.getMessage() == (
+        f'HTTP Request: POST https://hooks.example.com/palaver?{pii("token=abc123")} "HTTP/1.1 200 OK"'
+    )
+    text = _access_record("/x")  # a URL given as a string is hidden the same way; other text is not
+    text.args = ("http://u:pw@h:1/p?q=1", "not a url", 3)
+    text.msg = "%s %s %d"
+    QueryStringFilter().filter(text)
+    assert text.getMessage() == f"http://h:1/p?{pii('q=1')} not a url 3"
+
+
 def test_query_string_filter_shows_queries_when_configured(shown: None) -> None:
     record = _access_record("/v1/realtime?api_key=sk-abc")
     QueryStringFilter().filter(record)
@@ -142,7 +165,7 @@ def test_query_string_filter_shows_queries_when_configured(shown: None) -> None:
 def test_configure_installs_the_filter_once_on_uvicorns_loggers(caplog: pytest.LogCaptureFixture) -> None:
     configure(log_pii=False)
     configure(log_pii=False)
-    for name in redact.UVICORN_LOGGERS:
+    for name in redact.FILTERED_LOGGERS:
         filters = [f for f in logging.getLogger(name).filters if isinstance(f, QueryStringFilter)]
         assert len(filters) == 1, name
     with caplog.at_level(logging.INFO, logger="uvicorn.access"):

@@ -36,9 +36,10 @@ __all__ = [
     "url_for_log",
 ]
 
-#: The loggers whose lines carry request paths with their query (``?api_key=…``): uvicorn's access
-#: log, and its error log, which is where it writes the WebSocket handshake lines.
-UVICORN_LOGGERS = ("uvicorn.access", "uvicorn.error")
+#: The loggers of other libraries whose lines carry URLs or request paths with their query
+#: (``?api_key=…``, a webhook's ``?token=…``): uvicorn's access log, its error log (where it writes
+#: the WebSocket handshakes), and httpx's (``HTTP Request: POST <url> …``; the openai SDK's is httpx2).
+FILTERED_LOGGERS = ("uvicorn.access", "uvicorn.error", "httpx", "httpx2")
 
 _KEY = secrets.token_bytes(16)
 _HASH_BYTES = 4
@@ -48,10 +49,10 @@ _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>]+")
 
 
 def configure(*, log_pii: bool) -> None:
-    """Set the switch (at startup) and install :class:`QueryStringFilter` on uvicorn's loggers."""
+    """Set the switch (at startup) and install :class:`QueryStringFilter` on :data:`FILTERED_LOGGERS`."""
     global _show_pii
     _show_pii = log_pii
-    for name in UVICORN_LOGGERS:
+    for name in FILTERED_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, QueryStringFilter) for f in logger.filters):
             logger.addFilter(QueryStringFilter())
@@ -111,23 +112,39 @@ def server_error_message(what: str, error_id: str) -> str:
 
 
 class QueryStringFilter(logging.Filter):
-    """Hides the query string of the request paths in uvicorn's log lines.
+    """Hides the query strings (and userinfo) in other libraries' log lines.
 
     uvicorn logs ``'%s - "%s %s HTTP/%s" %d'`` with (client_addr, method, full_path, http_version,
-    status) as arguments, and ``'%s - "WebSocket %s" …'`` likewise: every string argument that is a
-    path with a query (``/v1/realtime?model=…&api_key=…``) gets the query's :func:`pii` hash instead.
-    It never drops a line."""
+    status) as arguments, and ``'%s - "WebSocket %s" …'`` likewise: every argument that is a path
+    with a query (``/v1/realtime?model=…&api_key=…``) gets the query's :func:`pii` hash instead.
+    httpx logs ``'HTTP Request: %s %s …'`` with the request's URL object: every argument that is a
+    URL goes through :func:`url_for_log`. It never drops a line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if _show_pii or not isinstance(record.args, tuple):
             return True
-        if any(_is_path_with_query(arg) for arg in record.args):
-            record.args = tuple(_path_for_log(a) if _is_path_with_query(a) else a for a in record.args)
+        if any(_is_path_with_query(arg) or _is_url(arg) for arg in record.args):
+            record.args = tuple(_arg_for_log(arg) for arg in record.args)
         return True
+
+
+def _arg_for_log(value: object) -> object:
+    if _is_path_with_query(value):
+        return _path_for_log(value)
+    if _is_url(value):
+        return url_for_log(str(value))
+    return value
 
 
 def _is_path_with_query(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value.startswith("/") and "?" in value
+
+
+def _is_url(value: object) -> bool:
+    """A URL string, or a URL object (httpx.URL) that prints as one."""
+    if isinstance(value, str):
+        return "://" in value and _URL.fullmatch(value) is not None
+    return type(value).__name__ == "URL" and "://" in str(value)
 
 
 def _path_for_log(path: str) -> str:

@@ -82,14 +82,20 @@ def routed(scripted_llm: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
             }
         )
     )
-    with scripted_server(scripted_llm, api_key=API_KEY, PALAVER_SIP_AGENTS=str(agents)) as server:
+    # These tests read the dialled numbers in the log, as an operator does with PALAVER_LOG_PII
+    # (the default redacts them: tests/e2e/test_log_privacy.py).
+    with scripted_server(
+        scripted_llm, api_key=API_KEY, PALAVER_SIP_AGENTS=str(agents), PALAVER_LOG_PII="true"
+    ) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def guarded(scripted_llm: Any) -> Iterator[PalaverServer]:
     require_binary("sipp")
-    with scripted_server(scripted_llm, api_key=API_KEY, PALAVER_SIP_CREDENTIALS="alice:secret") as server:
+    with scripted_server(  # the log's dialled numbers are read, as with routed
+        scripted_llm, api_key=API_KEY, PALAVER_SIP_CREDENTIALS="alice:secret", PALAVER_LOG_PII="true"
+    ) as server:
         yield server
 
 

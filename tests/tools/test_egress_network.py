@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import logging
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -16,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from tests.support.mcp_server import McpTestServer
 
 from palaver.egress import EgressPolicy, EgressRefused, EgressTransport
 from palaver.protocol.tools import McpTool
@@ -311,3 +313,25 @@ async def test_sent_headers_are_the_tools_own_and_its_authorization(listener: Li
     head = listener.requests[0].decode().lower()
     assert "\r\nx-tenant: palaver\r\n" in head and "\r\nauthorization: bearer tok\r\n" in head
     assert f"\r\nhost: 127.0.0.1:{listener.port}\r\n" in head and "cookie" not in head
+
+
+async def test_the_sse_transport_is_checked_too(listener: Listener) -> None:
+    with pytest.raises(McpError) as caught:
+        await McpServerConnection.open(mcp(f"http://localhost:{listener.port}/sse"), timeout=5, egress=PUBLIC)
+    assert caught.value.refused and "a loopback address" in caught.value.message
+    assert listener.accepted == 0
+
+
+async def test_a_server_urls_query_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx2 logs every request URL at info level; the MCP client's loggers show it without its query."""
+    with McpTestServer() as server:
+        caplog.set_level(logging.DEBUG)
+        config = mcp(f"{server.url}?api_key=SECRET-KEY", headers={"X-Tenant": "t"})
+        conn = await McpServerConnection.open(config, timeout=10, egress=EgressPolicy.allow_all())
+        try:
+            assert await conn.list_tools(timeout=10)
+        finally:
+            await conn.aclose()
+    requests = [r.getMessage() for r in caplog.records if r.name == "httpx2"]
+    assert any(f"POST {server.url}?…" in line for line in requests), requests
+    assert "SECRET-KEY" not in caplog.text

@@ -28,6 +28,7 @@ from palaver.config import Settings
 from palaver.limits import SessionLimit, SessionSlot
 from palaver.protocol.client_events import parse_client_event
 from palaver.protocol.session_config import RealtimeSessionConfig, apply_session_update
+from palaver.redact import pii
 from palaver.sdp import Chosen, NoAcceptableMedia, SdpError, SessionDescription, answer
 from palaver.server.sessions import build_session
 from palaver.session.session import Session
@@ -387,6 +388,7 @@ class SipCall:
             self.session.feed_audio(self.media.from_line(payload))
 
     def dtmf(self, digit: str) -> None:
+        log.info("call %s: DTMF %s received", self.id, pii(digit))
         if self.session is not None:
             self.session.dtmf(digit)
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from palaver.egress import EgressPolicy
+from palaver.egress import EgressPolicy, redact_urls
 from palaver.protocol.items import McpListToolsItem, McpToolInfo
 from palaver.protocol.tools import FunctionTool, McpTool
 
@@ -166,7 +166,11 @@ class McpManager:
                 log.warning("MCP server %r unavailable: %s", label, error.message)
             else:  # a bug, not the server's doing: still only this server's result fails
                 log.exception("MCP server %r: unexpected failure", label)
-                error = McpError("protocol_error", None, f"MCP server {label!r}: {type(exc).__name__}: {exc}")
+                error = McpError(
+                    "protocol_error",
+                    None,
+                    f"MCP server {label!r}: {type(exc).__name__}: {redact_urls(str(exc))}",
+                )
             if conn is not None:
                 await conn.aclose(timeout=self.close_timeout)
             return None, McpSyncResult(label, None, error)
