@@ -331,3 +331,20 @@ def test_the_log_filter_rewrites_urls_in_records() -> None:
     )
     assert UrlRedactingFilter().filter(record)
     assert record.getMessage() == 'HTTP Request: POST http://h/mcp?… "200"'
+
+
+def test_the_public_names_of_the_module() -> None:
+    import palaver.egress
+
+    assert sorted(palaver.egress.__all__) == [
+        "EgressNetworkBackend",
+        "EgressPolicy",
+        "EgressRefused",
+        "EgressTransport",
+        "IPAddress",
+        "UrlRedactingFilter",
+        "address_class",
+        "redact_urls",
+        "safe_url",
+    ]
+    assert issubclass(EgressRefused, palaver.errors.PalaverError)

@@ -88,6 +88,10 @@ async def test_a_refused_address_never_gets_a_connection(listener: Listener) -> 
         # A name that resolves to loopback is refused after resolution, before connecting.
         with pytest.raises(EgressRefused, match=r"^localhost resolves to .*, which is a loopback address"):
             await http.get(f"http://localhost:{listener.port}/mcp")
+        # Numeric spellings the resolver turns into 127.0.0.1 are judged by what they resolve to.
+        for spelling in ("2130706433", "0x7f.1", "127.1"):
+            with pytest.raises(EgressRefused, match=r"resolves to 127\.0\.0\.1, which is a loopback address"):
+                await http.get(f"http://{spelling}:{listener.port}/mcp")
     await asyncio.sleep(0.05)
     assert listener.accepted == 0
 
