@@ -55,6 +55,27 @@ def of_type(events: list[Any], type_: str) -> list[Any]:
     return [e for e in events if e.type == type_]
 
 
+async def expect_error(conn: Any) -> Any:
+    """The next event, which must be an ``error``: its ``error`` object."""
+    event = await recv(conn)
+    assert event.type == "error", event
+    return event.error
+
+
+async def text_turn(conn: Any, llm: Any, prompt: str = "hello", answer: str = "Hi there.") -> list[Any]:
+    """One typed user message and a completed text response (the scripted ``llm`` says ``answer``)."""
+    llm.push_text(answer)
+    await conn.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}
+    )
+    await conn.response.create()
+    events = await collect_until(conn, "response.done")
+    done = of_type(events, "response.done")[0]
+    assert done.response.status == "completed", done.response.status_details
+    assert of_type(events, "response.output_text.done")[0].text == answer
+    return events
+
+
 async def send_audio(conn: Any, wire: bytes, chunk_bytes: int) -> None:
     for i in range(0, len(wire), chunk_bytes):
         await conn.input_audio_buffer.append(audio=base64.b64encode(wire[i : i + chunk_bytes]).decode())

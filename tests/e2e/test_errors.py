@@ -8,29 +8,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.realtime_client import collect_until, connect, of_type, recv, send_audio
+from tests.e2e.realtime_client import expect_error as _expect_error
+from tests.e2e.realtime_client import text_turn as _text_turn
 
 pytestmark = pytest.mark.e2e
 
 TEXT_SESSION: dict[str, Any] = {"output_modalities": ["text"], "audio": {"input": {"turn_detection": None}}}
-
-
-async def _text_turn(conn: Any, llm: Any, prompt: str = "hello", answer: str = "Hi there.") -> list[Any]:
-    llm.push_text(answer)
-    await conn.conversation.item.create(
-        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}
-    )
-    await conn.response.create()
-    events = await collect_until(conn, "response.done")
-    done = of_type(events, "response.done")[0]
-    assert done.response.status == "completed", done.response.status_details
-    assert of_type(events, "response.output_text.done")[0].text == answer
-    return events
-
-
-async def _expect_error(conn: Any) -> Any:
-    event = await recv(conn)
-    assert event.type == "error", event
-    return event.error
 
 
 async def test_text_turn_event_order(palaver_server, llm) -> None:
