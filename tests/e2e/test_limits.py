@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.support.call_watch import rest_client
 from tests.support.scripted_llm import ScriptedLLM
-from tests.support.server import PalaverServer, running_server
+from tests.support.server import PalaverServer
 from tests.support.sip_peers import (
     SCENARIOS,
     SippProcess,
@@ -64,18 +64,22 @@ def limited(scripted_llm: ScriptedLLM) -> Iterator[tuple[PalaverServer, WebhookR
 
 
 @pytest.fixture(scope="module")
-def tight(scripted_llm: ScriptedLLM) -> Iterator[PalaverServer]:
-    env = {
-        "PALAVER_API_KEY": KEY,
-        "PALAVER_LLM_BASE_URL": scripted_llm.base_url,
-        "PALAVER_LLM_MODEL": "scripted",
-        "PALAVER_STT": "null",
-        "PALAVER_WS_IDLE_SECONDS": "1",
-        "PALAVER_WS_MAX_FRAME_BYTES": str(MAX_FRAME),
-        "PALAVER_HTTP_MAX_BODY_BYTES": str(MAX_BODY),
-    }
-    with running_server(env) as server:
-        yield server
+def tight_hooked(scripted_llm: ScriptedLLM) -> Iterator[tuple[PalaverServer, WebhookReceiver]]:
+    with hooked_server(
+        scripted_llm,
+        api_key=KEY,
+        secret=SECRET,
+        PALAVER_STT="null",
+        PALAVER_WS_IDLE_SECONDS="1",
+        PALAVER_WS_MAX_FRAME_BYTES=str(MAX_FRAME),
+        PALAVER_HTTP_MAX_BODY_BYTES=str(MAX_BODY),
+    ) as pair:
+        yield pair
+
+
+@pytest.fixture
+def tight(tight_hooked: tuple[PalaverServer, WebhookReceiver]) -> PalaverServer:
+    return tight_hooked[0]
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +134,22 @@ async def _refused(server: PalaverServer) -> tuple[int, dict[str, Any]]:
         await ws.close()
     response = info.value.response
     return response.status_code, json.loads(response.body)
+
+
+async def _sideband(server: PalaverServer, call_id: str) -> ClientConnection:
+    """A sideband on ``call_id`` once the webhook's accept has gone through (404 until then)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            return await websockets.connect(
+                server.ws_base_url + f"/realtime?call_id={call_id}",
+                additional_headers={"Authorization": f"Bearer {KEY}"},
+                open_timeout=WAIT,
+            )
+        except websockets.exceptions.InvalidStatus as refused:
+            if refused.response.status_code != 404 or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 def _assert_session_limit(status: int, body: dict[str, Any]) -> None:
@@ -283,11 +303,7 @@ async def test_a_live_call_counts_against_websocket_sessions(
             await _settled(server, 2)
             _assert_session_limit(*(await _refused(server)))  # call + one WebSocket = the limit
             # A sideband attaches to the call's session: it is not a new session, so not refused.
-            sideband = await websockets.connect(
-                server.ws_base_url + f"/realtime?call_id={call_id}",
-                additional_headers={"Authorization": f"Bearer {KEY}"},
-                open_timeout=WAIT,
-            )
+            sideband = await _sideband(server, call_id)
             assert (await _next(sideband))["type"] == "session.created"
             assert (await _health(server))["sessions"] == 2
             async with rest_client(server, KEY) as client:
@@ -351,6 +367,36 @@ async def test_a_live_response_is_not_idle_even_when_silent(tight: PalaverServer
         assert code == 1001 and [e["error"]["code"] for e in events] == ["session_idle_timeout"]
     finally:
         await ws.close()
+
+
+async def test_a_quiet_sideband_of_a_live_call_is_not_idle(
+    tight_hooked: tuple[PalaverServer, WebhookReceiver], tmp_path: Path, silence_pcap: Path
+) -> None:
+    require_binary("sipp")
+    server, hook = tight_hooked
+    hook.decide = accept_with(server, KEY, instructions="You listen.")
+    sipp = SippProcess(
+        SCENARIOS / "uac_hangup.xml",
+        f"127.0.0.1:{server.sip_port}",
+        workdir=tmp_path / "sipp",
+        pcaps={"speech.pcap": silence_pcap},
+        service="quiet",
+        timeout_s=CALL_TIMEOUT,
+    )
+    with sipp:
+        call_id = (await asyncio.to_thread(hook.wait_event, WAIT)).data.call_id
+        sideband = await _sideband(server, call_id)
+        assert (await _next(sideband))["type"] == "session.created"
+        with pytest.raises(TimeoutError):  # three idle periods with nothing either way: still open
+            event = await _next(sideband, timeout=3.0)
+            raise AssertionError(f"unexpected event on a silent call: {event}")
+        async with rest_client(server, KEY) as client:
+            await client.realtime.calls.hangup(call_id)
+        events, code = await _closed_code(sideband)
+        assert code == 1000, events  # closed because the call ended, not as idle
+        assert not [e for e in events if e["type"] == "error"], events
+        result = await sipp.wait_async()
+    assert result.ok, result.describe()
 
 
 # --------------------------------------------------------------------------- frame limit
