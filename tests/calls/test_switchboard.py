@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from palaver.calls.agents import PHONE_INSTRUCTIONS
 from palaver.calls.call import Call, CallState
 from palaver.calls.switchboard import CallSettings, Switchboard
 from palaver.config import ConfigError, Settings
+from palaver.redact import configure, pii
 from palaver.server.app import create_app
 from tests.calls.fakes import FakeControl, serving
 from tests.support.webhook_receiver import WebhookReceiver
@@ -172,3 +174,25 @@ async def test_webhook_then_rest_accept_with_the_sdks(backends: Backends) -> Non
             assert await decision is CallState.ACCEPTED
     assert control.names() == ["accept"]
     assert control.commands[0][1].instructions == "Webhook says hi."
+
+
+@pytest.mark.parametrize("shown", [False, True], ids=["default", "log-pii"])
+async def test_the_incoming_line_names_the_numbers_only_with_log_pii(
+    boards, caplog: pytest.LogCaptureFixture, shown: bool
+) -> None:
+    switchboard = board(boards)
+    headers = [{"name": "From", "value": '"Bob" <sip:+14155550199@pbx.example>;tag=9'}]
+    configure(log_pii=shown)
+    try:
+        with caplog.at_level(logging.INFO, logger="palaver.calls.switchboard"):
+            call = switchboard.new_call(control=FakeControl(), sip_headers=headers, dialled="+14155550123")  # type: ignore[arg-type]
+            await switchboard.apply_default(call, "no webhook configured")
+    finally:
+        configure(log_pii=False)
+    text = caplog.text
+    if shown:
+        assert f"call {call.id} incoming to '+14155550123' from '+14155550199'" in text
+    else:
+        assert "4155550123" not in text and "4155550199" not in text
+        assert f"call {call.id} incoming to '{pii('+14155550123')}' from '{pii('+14155550199')}'" in text
+    assert "accepting with agent 'default'" in text  # the default agent is no one's number

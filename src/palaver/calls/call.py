@@ -109,7 +109,7 @@ class Call:
         self._on_end: list[Callable[[Call], None]] = []
 
     def __repr__(self) -> str:
-        return f"Call({self.id}, {self.state.value}, dialled={self.dialled!r})"
+        return f"Call({self.id}, {self.state.value}, dialled={pii(self.dialled)!r})"  # reprs reach logs
 
     @property
     def live(self) -> bool:
