@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from palaver.errors import MediaError
 from palaver.rtp.srtp import CryptoAttribute, SrtpError, SrtpParams, generate_key
 
 __all__ = [
@@ -49,7 +50,7 @@ _MEDIA_EXTRA = "ibk"
 _TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
 
 
-class SdpError(ValueError):
+class SdpError(MediaError, ValueError):
     """Malformed SDP; ``line`` is the 1-based line number (0 when not tied to one)."""
 
     def __init__(self, line: int, message: str) -> None:

@@ -9,8 +9,8 @@ from palaver.sip.ua import (
     CallCancelled,
     CallConfirmed,
     CallEnded,
-    CallStateError,
     IncomingCall,
+    UaStateError,
 )
 
 from .uapeer import (
@@ -110,7 +110,7 @@ def test_no_ack_means_bye_and_ack_timeout() -> None:
     assert bye.headers.get("CSeq") == "1 BYE"
     assert bye.headers.get("Call-ID") == "call-1@192.0.2.10"
     assert CallEnded(call, "ack_timeout", None) in h.events()
-    with pytest.raises(CallStateError):
+    with pytest.raises(UaStateError):
         h.ua.bye(call, h.now)
 
 
@@ -121,7 +121,7 @@ def test_bye_from_peer_ends_the_call() -> None:
     assert statuses(sent) == [200]
     assert to_tag(sent[0][0]) == tag
     assert h.events() == [CallEnded(call, "bye", None)]
-    with pytest.raises(CallStateError):
+    with pytest.raises(UaStateError):
         h.ua.bye(call, h.now)
     # a retransmission gets the same 200 from the transaction
     assert statuses(h.send(in_dialog_text("BYE", tag, cseq=2))) == [200]
@@ -184,9 +184,9 @@ def test_bye_before_ack_without_ack_is_sent_at_the_timeout() -> None:
 def test_bye_on_unanswered_call_is_refused() -> None:
     h = Harness()
     call = h.incoming_call()
-    with pytest.raises(CallStateError, match="reject"):
+    with pytest.raises(UaStateError, match="reject"):
         h.ua.bye(call, 0.0)
-    with pytest.raises(CallStateError):
+    with pytest.raises(UaStateError):
         h.ua.bye("nonsense", 0.0)
 
 
@@ -201,7 +201,7 @@ def test_reject_sends_final_and_the_ack_is_absorbed() -> None:
     # the ACK of a non-2xx has the INVITE's branch: the transaction takes it
     assert h.send(in_dialog_text("ACK", tag, cseq=1, branch="z9hG4bK-inv1")) == []
     assert h.events() == []
-    with pytest.raises(CallStateError):
+    with pytest.raises(UaStateError):
         h.ua.accept(call, SDP_ANSWER, 0.0)
     with pytest.raises(ValueError):
         h.ua.reject(h.incoming_call(invite_text(call_id="other", branch="z9hG4bK-2")), 200, 0.0)
@@ -241,7 +241,7 @@ def test_cancel_of_pending_invite() -> None:
     assert sent[1][0].headers.get("CSeq") == "1 INVITE" and to_tag(sent[1][0]) == tag
     assert h.events() == [CallCancelled(call)]
     assert h.send(in_dialog_text("ACK", tag, cseq=1, branch="z9hG4bK-inv1")) == []
-    with pytest.raises(CallStateError):
+    with pytest.raises(UaStateError):
         h.ua.accept(call, SDP_ANSWER, 0.0)
     # the CANCEL retransmitted: same 200 from its transaction
     assert statuses(h.send(cancel_text())) == [200]

@@ -4,7 +4,7 @@ Each example builds a UA with a confirmed call, then plays a random script of
 requests (random methods, tags, CSeqs, headers and bodies), responses to what
 the UA sent, timer jumps and application commands.  ``receive`` must never
 raise; an internal failure would show as a 500 "Internal error", which must
-never be sent.  Commands may only raise CallStateError or ValueError.
+never be sent.  Commands may only raise UaStateError or ValueError.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from palaver.sip import CallStateError, Peer, Request, Response, SipParseError, parse_message
+from palaver.sip import Peer, Request, Response, SipParseError, UaStateError, parse_message
 
 from .uapeer import SDP_ANSWER, SDP_OFFER, Harness, invite_text
 
@@ -210,7 +210,7 @@ def _play(data: st.DataObject) -> None:
                     h.ua.refer(call, data.draw(st.sampled_from(["sip:bob@example.com", "::"])), h.now)
                 else:
                     getattr(h.ua, name)(call, h.now)
-            except (CallStateError, ValueError):
+            except (UaStateError, ValueError):
                 pass
         out += h.ua.transmits()
         for event in h.events():

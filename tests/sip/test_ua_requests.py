@@ -6,13 +6,13 @@ import pytest
 
 from palaver.sip import (
     CallEnded,
-    CallStateError,
     InfoReceived,
     Peer,
     ReferStatus,
     ReInvite,
     Request,
     Response,
+    UaStateError,
     parse_auth_header,
     parse_cseq,
     parse_via,
@@ -199,7 +199,7 @@ def test_reinvite_rejected() -> None:
     h.ua.reject_reinvite(call, 488, 0.0)
     ((resp, _),) = h.ua.transmits()
     assert isinstance(resp, Response) and resp.status == 488 and to_tag(resp) == tag
-    with pytest.raises(CallStateError):
+    with pytest.raises(UaStateError):
         h.ua.accept_reinvite(call, SDP_ANSWER, 0.0)
     assert call in h.ua.calls()
 
@@ -236,7 +236,7 @@ def test_reinvite_cancelled() -> None:
     cancel = in_dialog_text("CANCEL", tag, cseq=2, branch="z9hG4bK-re")
     assert statuses(h.send(cancel)) == [200, 487]
     assert h.events() == []
-    with pytest.raises(CallStateError):
+    with pytest.raises(UaStateError):
         h.ua.accept_reinvite(call, SDP_ANSWER, 0.0)
     assert call in h.ua.calls()
 
@@ -276,7 +276,7 @@ def test_refer_and_notify_progress() -> None:
     assert refer.headers.get("Contact") == "<sip:192.0.2.1:5060>"
     assert refer.headers.get_all("Route") == ["<sip:p1.example.net;lr>"]
     assert peer.host == "p1.example.net"
-    with pytest.raises(CallStateError):
+    with pytest.raises(UaStateError):
         h.ua.refer(call, "sip:carol@example.com", 0.0)
     h.feed(response_to(refer, 202, "Accepted"))
     assert h.events() == [ReferStatus(call, 202, False)]
@@ -314,7 +314,7 @@ def test_refer_timeout_is_408() -> None:
 def test_refer_needs_a_confirmed_call_and_a_good_uri() -> None:
     h = Harness()
     call = h.incoming_call()
-    with pytest.raises(CallStateError):
+    with pytest.raises(UaStateError):
         h.ua.refer(call, "sip:bob@example.com", 0.0)
     call2, _ = h.confirmed(invite_text(call_id="c2", branch="z9hG4bK-2"))
     with pytest.raises(ValueError):

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from palaver.errors import PalaverError
 
-class BackendError(Exception):
+
+class BackendError(PalaverError):
     """A model backend failed. ``retryable`` says whether trying again may help."""
 
     def __init__(self, message: str, *, retryable: bool = False, code: str = "backend_error") -> None:

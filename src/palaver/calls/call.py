@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from palaver.calls.fanout import EventFanout
+from palaver.errors import CallError
 from palaver.protocol.ids import new_id
 from palaver.protocol.session_config import RealtimeSessionConfig
 from palaver.redact import pii
@@ -73,7 +74,7 @@ LIVE = frozenset({CallState.ACCEPTED, CallState.REFERRED})
 OVER = frozenset({CallState.REJECTED, CallState.ENDED})
 
 
-class CallStateError(Exception):
+class CallStateError(CallError):
     """A command the call's state does not allow (REST answers 409 with ``code``)."""
 
     def __init__(self, message: str, code: str) -> None:

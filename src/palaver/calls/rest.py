@@ -13,7 +13,9 @@ body (the ``openai`` SDK returns ``None``); errors carry OpenAI's JSON shape
 - 409 when the call's state forbids the command: accept/reject once decided
   (``call_already_accepted`` / ``call_already_rejected``) or over (``call_ended``);
   refer/hangup before the call is accepted (``call_not_accepted``) or once over
-  (``call_ended``). A ``hangup`` of a still-pending call declines it (603) instead of failing;
+  (``call_ended``, also when the caller's BYE or CANCEL is in but not handled yet), or when the
+  line cannot take it now (``call_busy``: a transfer in progress, the ACK not in yet). A
+  ``hangup`` of a still-pending call declines it (603) instead of failing;
 - 500 ``call_control_failed`` when the transport could not carry the command out.
 """
 
@@ -31,6 +33,7 @@ from fastapi.responses import JSONResponse, Response
 from palaver.calls.call import DEFAULT_REJECT_STATUS, Call, CallStateError
 from palaver.calls.switchboard import Switchboard
 from palaver.config import DEFAULT_MODEL
+from palaver.errors import CallError
 from palaver.protocol.errors import ProtocolError
 from palaver.protocol.session_config import new_realtime_session
 from palaver.protocol.wire import json_type_name
@@ -44,7 +47,7 @@ REFER_SCHEMES = ("sip:", "sips:", "tel:")
 Command = Callable[[Switchboard, Call, Any], Awaitable[None]]
 
 
-class _Refused(Exception):
+class _Refused(CallError):
     """An error answer: HTTP status and OpenAI's error object."""
 
     def __init__(self, status: int, message: str, code: str | None, param: str | None = None) -> None:

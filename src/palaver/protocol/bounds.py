@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, ValidationInfo
 
+from .errors import ProtocolError
 from .validation_errors import custom_error
 
 __all__ = [
@@ -183,8 +184,11 @@ def check_max_properties(limit: int) -> AfterValidator:
     return AfterValidator(check)
 
 
-class ClientJsonError(ValueError):
+class ClientJsonError(ProtocolError, ValueError):
     """A client frame that is not JSON Palaver accepts; ``str()`` says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="invalid_json")
 
 
 def _finite_float(text: str) -> float:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from palaver.errors import PalaverError
+
 if TYPE_CHECKING:
     from .server_events import ErrorEvent
 
 
-class ProtocolError(Exception):
+class ProtocolError(PalaverError):
     """A client-visible error; ``to_event()`` turns it into the wire ``error`` event."""
 
     def __init__(

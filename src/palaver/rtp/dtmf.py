@@ -14,6 +14,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
+from palaver.errors import MediaError
 from palaver.rtp.packet import RtpPacket
 
 __all__ = ["DIGITS", "DtmfError", "DtmfReceiver", "TelephoneEvent", "dtmf_packets"]
@@ -22,7 +23,7 @@ DIGITS = "0123456789*#ABCD"
 """Event codes 0-15 in order (RFC 4733 §3.2)."""
 
 
-class DtmfError(ValueError):
+class DtmfError(MediaError, ValueError):
     """A malformed telephone-event payload or an unsendable digit."""
 
 

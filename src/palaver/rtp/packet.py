@@ -11,6 +11,8 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
+from palaver.errors import MediaError
+
 __all__ = ["PacketKind", "RtpError", "RtpPacket", "classify"]
 
 PacketKind = Literal["rtp", "rtcp", "stun", "dtls", "unknown"]
@@ -18,7 +20,7 @@ PacketKind = Literal["rtp", "rtcp", "stun", "dtls", "unknown"]
 _FIXED = 12
 
 
-class RtpError(ValueError):
+class RtpError(MediaError, ValueError):
     """Bytes that are not an acceptable RTP packet, or unserialisable fields."""
 
 

@@ -16,6 +16,8 @@ import random
 import struct
 from dataclasses import dataclass, field
 
+from palaver.errors import MediaError
+
 __all__ = [
     "Bye",
     "ReceiverReport",
@@ -41,7 +43,7 @@ _MAX_DROPOUT = 3000
 _MAX_MISORDER = 100
 
 
-class RtcpError(ValueError):
+class RtcpError(MediaError, ValueError):
     """Bytes that are not a well-formed RTCP compound packet."""
 
 

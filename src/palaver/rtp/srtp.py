@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import pylibsrtp
 
+from palaver.errors import MediaError
+
 __all__ = [
     "KEY_LENGTH",
     "SUITES",
@@ -45,7 +47,7 @@ _LIFETIME = re.compile(r"\d+|2\^\d+")
 _MKI = re.compile(r"(\d+):(\d+)")
 
 
-class SrtpError(ValueError):
+class SrtpError(MediaError, ValueError):
     """An ``a=crypto`` value we cannot parse or use."""
 
 

@@ -19,7 +19,7 @@ from .digest import (
     choose_challenge,
     digest_response,
 )
-from .errors import SipParseError
+from .errors import SipError, SipParseError
 from .headers import (
     CSeq,
     MediaType,
@@ -68,13 +68,13 @@ from .ua import (
     CallCancelled,
     CallConfirmed,
     CallEnded,
-    CallStateError,
     IncomingCall,
     InfoReceived,
     ReferStatus,
     ReInvite,
     UaConfig,
     UaEvent,
+    UaStateError,
     UserAgent,
 )
 from .ua_policy import InboundPolicy, Network
@@ -93,7 +93,6 @@ __all__ = [
     "CallCancelled",
     "CallConfirmed",
     "CallEnded",
-    "CallStateError",
     "ClientTransaction",
     "Deliver",
     "Dialog",
@@ -119,6 +118,7 @@ __all__ = [
     "Response",
     "Send",
     "ServerTransaction",
+    "SipError",
     "SipParseError",
     "SipURI",
     "State",
@@ -135,6 +135,7 @@ __all__ = [
     "TransportName",
     "UaConfig",
     "UaEvent",
+    "UaStateError",
     "UserAgent",
     "Verdict",
     "Verification",

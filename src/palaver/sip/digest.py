@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from palaver.errors import SipError
+
 from .challenge import AuthHeader, parse_auth_header, quote_string
 from .errors import SipParseError
 from .uri import parse_uri
@@ -55,7 +57,7 @@ ALGORITHMS: dict[str, Callable[[bytes], str]] = {
 """The hash of each supported algorithm name (without ``-sess``), as lower-case hex."""
 
 
-class DigestError(ValueError):
+class DigestError(SipError, ValueError):
     """A challenge this client cannot answer (unknown algorithm or qop)."""
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["SipParseError"]
+from palaver.errors import SipError
+
+__all__ = ["SipError", "SipParseError"]
 
 
-class SipParseError(Exception):
+class SipParseError(SipError):
     """Bytes from the peer that are not an acceptable SIP message.
 
     ``status``/``reason`` are what a server answers to a malformed *request*

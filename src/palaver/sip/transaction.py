@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import ClassVar
 
+from palaver.errors import SipError
+
 from .headers import parse_cseq, parse_via
 from .message import Headers, Message, Request, Response
 from .status import make_response
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 
-class TransactionError(Exception):
+class TransactionError(SipError):
     """A local misuse: a TU move the transaction's state does not allow."""
 
 

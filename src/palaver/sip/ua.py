@@ -62,13 +62,13 @@ from .ua_events import (
     CallCancelled,
     CallConfirmed,
     CallEnded,
-    CallStateError,
     IncomingCall,
     InfoReceived,
     ReferStatus,
     ReInvite,
     UaConfig,
     UaEvent,
+    UaStateError,
 )
 from .ua_messages import (
     ACCEPT,
@@ -88,13 +88,13 @@ __all__ = [
     "CallCancelled",
     "CallConfirmed",
     "CallEnded",
-    "CallStateError",
     "IncomingCall",
     "InfoReceived",
     "ReInvite",
     "ReferStatus",
     "UaConfig",
     "UaEvent",
+    "UaStateError",
     "UserAgent",
 ]
 
@@ -213,7 +213,7 @@ class UserAgent:
         """
         c = self._call(call)
         if c.phase is Phase.PENDING:
-            raise CallStateError(f"call {call} is not answered: use reject")
+            raise UaStateError(f"call {call} is not answered: use reject")
         if c.phase is Phase.ACCEPTED:
             c.bye_wanted = True
         elif c.phase is Phase.CONFIRMED:
@@ -223,14 +223,14 @@ class UserAgent:
         """Send REFER (Refer-To ``target_uri``, Referred-By us); progress comes as ReferStatus."""
         c = self._call(call, Phase.CONFIRMED)
         if c.refer_active:
-            raise CallStateError(f"call {call} already has a transfer in progress")
+            raise UaStateError(f"call {call} already has a transfer in progress")
         try:
             target = parse_uri(target_uri.strip().strip("<>"))
         except SipParseError as exc:
             raise ValueError(f"bad transfer target {target_uri!r}: {exc.reason}") from None
         request = self._dialog_request(c, "REFER")
         if request is None:
-            raise CallStateError(f"call {call} has no SIP route to send a REFER on")
+            raise UaStateError(f"call {call} has no SIP route to send a REFER on")
         request.headers.add("Refer-To", f"<{target}>")
         request.headers.add("Referred-By", f"<{c.dialog.local_uri.uri}>")
         self._add_contact(request, c)
@@ -544,7 +544,7 @@ class UserAgent:
         try:
             actions = tx.send_response(response, now)
         except TransactionError as exc:
-            raise CallStateError(f"cannot send {response.status} now: {exc}") from None
+            raise UaStateError(f"cannot send {response.status} now: {exc}") from None
         self._run(tx, actions, now)
 
     def _send_request(
@@ -561,15 +561,15 @@ class UserAgent:
     def _call(self, handle: str, *phases: Phase) -> CallState:
         call = self._calls.get(handle)
         if call is None:
-            raise CallStateError(f"unknown or ended call {handle!r}")
+            raise UaStateError(f"unknown or ended call {handle!r}")
         if phases and call.phase not in phases:
-            raise CallStateError(f"call {handle} is {call.phase}, not {' or '.join(phases)}")
+            raise UaStateError(f"call {handle} is {call.phase}, not {' or '.join(phases)}")
         return call
 
     def _offer(self, call: CallState) -> Offer:
         offer = call.offer
         if offer is None:
-            raise CallStateError(f"call {call.handle} has no pending re-INVITE or UPDATE")
+            raise UaStateError(f"call {call.handle} has no pending re-INVITE or UPDATE")
         call.offer = None
         return offer
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from palaver.errors import SipError
+
 from .message import Request
 from .peer import Peer, TransportName
 from .timers import DEFAULT_TIMERS, TimerConfig
@@ -14,18 +16,21 @@ __all__ = [
     "CallCancelled",
     "CallConfirmed",
     "CallEnded",
-    "CallStateError",
     "IncomingCall",
     "InfoReceived",
     "ReInvite",
     "ReferStatus",
     "UaConfig",
     "UaEvent",
+    "UaStateError",
 ]
 
 
-class CallStateError(Exception):
-    """A command on a call that is unknown, over, or in a state that does not allow it."""
+class UaStateError(SipError):
+    """A UA command on a call that is unknown, over, or in a phase that does not allow it.
+
+    The UA's own error: the calls layer (``calls.sip_gateway``) translates it at its boundary
+    into ``calls.CallStateError`` (REST 409) and cleans the call up."""
 
 
 # --- events ---------------------------------------------------------------------------------

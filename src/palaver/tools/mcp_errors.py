@@ -20,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
 
 from palaver.egress import EgressRefused, redact_urls
-from palaver.errors import PalaverError
+from palaver.errors import ToolError
 from palaver.protocol.items import McpCallError, McpHttpError, McpProtocolError, McpToolExecutionError
 
 __all__ = [
@@ -47,7 +47,7 @@ HTTP_NO_RESPONSE = 502
 HTTP_TIMEOUT = 504
 
 
-class McpError(PalaverError):
+class McpError(ToolError):
     """A failed MCP operation: ``kind`` names the ``mcp_call`` error type.
 
     ``code`` is the HTTP status (``http_error``) or the JSON-RPC error code

@@ -38,6 +38,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from palaver.errors import ToolError
 from palaver.redact import pii
 
 __all__ = [
@@ -118,7 +119,7 @@ _MISSING: Final = _Missing()
 # --------------------------------------------------------------------------------------------- errors
 
 
-class PolicyError(ValueError):
+class PolicyError(ToolError, ValueError):
     """A policy file Palaver cannot use: names the file, the rule and the problem."""
 
     def __init__(self, source: str, rule: str | None, problem: str) -> None:
