@@ -25,6 +25,7 @@ from palaver.calls.call import Call, CallStateError, SipHeader
 from palaver.calls.line_media import LineMedia, line_format
 from palaver.calls.switchboard import Switchboard
 from palaver.config import Settings
+from palaver.errors import CallError
 from palaver.limits import SessionLimit, SessionSlot
 from palaver.protocol.client_events import parse_client_event
 from palaver.protocol.session_config import RealtimeSessionConfig, apply_session_update
@@ -35,7 +36,7 @@ from palaver.session.session import Session
 from palaver.sip import Peer, SipURI, TelURI, TransportName
 from palaver.sip import ua_events as ev
 from palaver.sip.ua import UserAgent
-from palaver.sip.ua_events import UaConfig
+from palaver.sip.ua_events import UaConfig, UaStateError
 from palaver.transports.rtp import RtpEndpoint
 from palaver.transports.sip import SipTransport
 from palaver.transports.sip_settings import (
@@ -86,7 +87,7 @@ def _dtmf_relay_digit(content_type: str | None, body: bytes) -> str | None:
     return None
 
 
-class SipUnavailable(RuntimeError):
+class SipUnavailable(CallError, RuntimeError):
     """The SIP ports could not be opened (startup fails with this message)."""
 
 
@@ -196,9 +197,9 @@ class SipGateway:
         if isinstance(event, ev.CallConfirmed):
             log.debug("call %s confirmed (ACK)", call.id)
         elif isinstance(event, ev.CallCancelled):
-            self.spawn(call.ended("cancelled by the caller"), f"sip-end-{event.call}")
+            call.line_ended("cancelled by the caller")
         elif isinstance(event, ev.CallEnded):
-            self.spawn(call.ended(event.reason), f"sip-end-{event.call}")
+            call.line_ended(event.reason)
         elif isinstance(event, ev.ReferStatus):
             call.refer_status(event.status, event.final)
         elif isinstance(event, ev.ReInvite):
@@ -286,19 +287,39 @@ class SipCall:
             control=self, sip_headers=self._headers(), dialled=_dialled(self.request.uri)
         )
         with contextlib.suppress(CallStateError):
-            gw.command(lambda ua, now: ua.ringing(self.handle, now))
+            self._command(lambda ua, now: ua.ringing(self.handle, now))
         await gw.switchboard.offer(self.call)
 
     def _port_range(self) -> tuple[int, int]:
         lo, hi = self.gateway._rtp_range
         return (lo, hi) if (lo, hi) != (0, 0) else (1024, 65535)
 
-    def _reject_now(self, status: int) -> None:
+    def _reject_now(self, status: int, *, quiet: bool = True) -> None:
+        """Answer the INVITE with ``status``; ``quiet=False`` raises ``CallStateError`` when the
+        line was already over (the cleanup is then the UA's report's, already scheduled)."""
         self._over = True
-        with contextlib.suppress(CallStateError):
-            self.gateway.command(lambda ua, now: ua.reject(self.handle, status, now))
-        self.gateway.forget(self.handle)
-        self._release_slot()
+        try:
+            self._command(lambda ua, now: ua.reject(self.handle, status, now))
+        except CallStateError:
+            if not quiet:
+                raise
+        finally:
+            self.gateway.forget(self.handle)
+            self._release_slot()
+
+    def _command(self, action: Callable[[UserAgent, float], None]) -> None:
+        """Run a UA command for this call: the UA's refusal (``sip.UaStateError``) becomes the
+        calls layer's ``CallStateError`` here, at the boundary. When the UA no longer knows the
+        call (a BYE or CANCEL it took before its report reached us) the call is cleaned up."""
+        try:
+            self.gateway.command(action)
+        except UaStateError as exc:
+            ua = self.gateway.ua
+            if ua is None or self.handle not in ua.calls():
+                self.line_ended("the line ended")
+                raise CallStateError("The caller has hung up.", "call_ended") from exc
+            log.info("call %s: the UA refused a command: %s", self.id, exc)
+            raise CallStateError("The call cannot take that command in its state now.", "call_busy") from exc
 
     def _release_slot(self) -> None:
         slot, self._slot = self._slot, None
@@ -332,10 +353,10 @@ class SipCall:
             gw.settings, gw.backends, config, media.emit, server_playout=True, on_playout_clear=media.clear
         )
         try:
-            gw.command(lambda ua, now: ua.accept(self.handle, self._answer, now))
-        except CallStateError as exc:
+            self._command(lambda ua, now: ua.accept(self.handle, self._answer, now))
+        except CallStateError:
             await session.close()
-            raise CallStateError("The caller has hung up.", "call_ended") from exc
+            raise
         self.media, self.session = media, session
         call.session = session
         endpoint.on_started = media.started
@@ -350,24 +371,29 @@ class SipCall:
     async def reject(self, status_code: int) -> None:
         if self._over:
             raise CallStateError("The caller has hung up.", "call_ended")
-        self._reject_now(status_code)
+        self._reject_now(status_code, quiet=False)
         await self.release()
 
     async def refer(self, target_uri: str) -> None:
         if self._over:
             raise CallStateError("The call is over.", "call_ended")
         try:
-            self.gateway.command(lambda ua, now: ua.refer(self.handle, target_uri, now))
+            self._command(lambda ua, now: ua.refer(self.handle, target_uri, now))
         except ValueError as exc:
             raise CallStateError(f"Invalid target_uri: {exc}", "invalid_value") from exc
         self._note(f"Transferring the caller to {target_uri}.")
 
     async def hangup(self) -> None:
+        """REST's hangup: ``CallStateError`` (409 call_ended) once the line is over."""
         if self._over:
-            return
-        with contextlib.suppress(CallStateError):
-            self.gateway.command(lambda ua, now: ua.bye(self.handle, now))
+            raise CallStateError("The call is over.", "call_ended")
+        self._command(lambda ua, now: ua.bye(self.handle, now))
         await self.ended("hung up by the server")
+
+    async def _hang_up(self) -> None:
+        """Palaver's own hangup (RTP silence, time limit, transfer done, shutdown): a no-op once over."""
+        with contextlib.suppress(CallStateError):
+            await self.hangup()
 
     async def send_dtmf(self, digits: str, duration_ms: int) -> None:
         endpoint = self.endpoint
@@ -398,7 +424,7 @@ class SipCall:
         outcome = "in progress" if not final else ("succeeded" if 200 <= status < 300 else "failed")
         self._note(f"Call transfer {outcome} (SIP {status}).")
         if final and 200 <= status < 300:
-            self.gateway.spawn(self.hangup(), f"sip-transferred-{self.handle}")
+            self.gateway.spawn(self._hang_up(), f"sip-transferred-{self.handle}")
 
     def _note(self, text: str) -> None:
         if self.session is None:
@@ -414,7 +440,7 @@ class SipCall:
         if offer is None or endpoint is None or self._chosen is None:
             answer_sdp = self._answer
             with contextlib.suppress(CallStateError):
-                self.gateway.command(lambda ua, now: ua.accept_reinvite(self.handle, answer_sdp, now))
+                self._command(lambda ua, now: ua.accept_reinvite(self.handle, answer_sdp, now))
             return
         try:
             parsed = SessionDescription.parse(offer)
@@ -433,12 +459,12 @@ class SipCall:
             log.info("call %s: unusable re-INVITE offer: %s", self.id, exc)
             status = NOT_ACCEPTABLE_HERE
             with contextlib.suppress(CallStateError):
-                self.gateway.command(lambda ua, now: ua.reject_reinvite(self.handle, status, now))
+                self._command(lambda ua, now: ua.reject_reinvite(self.handle, status, now))
             return
         self._answer, self._chosen = str(sdp).encode(), chosen
         answer_sdp = self._answer
         with contextlib.suppress(CallStateError):
-            self.gateway.command(lambda ua, now: ua.accept_reinvite(self.handle, answer_sdp, now))
+            self._command(lambda ua, now: ua.accept_reinvite(self.handle, answer_sdp, now))
         if self._answered:
             self._start_media(endpoint, chosen)
 
@@ -461,13 +487,19 @@ class SipCall:
 
     def _inactive(self) -> None:
         log.info("call %s: no RTP for %gs, hanging up", self.id, self.gateway.settings.rtp_timeout_seconds)
-        self.gateway.spawn(self.hangup(), f"sip-inactive-{self.handle}")
+        self.gateway.spawn(self._hang_up(), f"sip-inactive-{self.handle}")
 
     def _expired(self) -> None:
         log.info("call %s reached the session limit, hanging up", self.id)
-        self.gateway.spawn(self.hangup(), f"sip-expired-{self.handle}")
+        self.gateway.spawn(self._hang_up(), f"sip-expired-{self.handle}")
 
     # ------------------------------------------------------------------ the end
+
+    def line_ended(self, reason: str) -> None:
+        """The UA's word that the line is over (BYE, CANCEL, failure): commands are refused from
+        now on (409 call_ended), and the cleanup runs in a task."""
+        self._over = True
+        self.gateway.spawn(self.ended(reason), f"sip-end-{self.handle}")
 
     async def ended(self, reason: str) -> None:
         """The call is over (BYE either way, CANCEL, failure): stop its session and media."""
@@ -480,7 +512,7 @@ class SipCall:
     async def shutdown(self) -> None:
         """Server shutdown: hang up answered calls, decline ringing ones."""
         if self._answered:
-            await self.hangup()
+            await self._hang_up()
         elif not self._over:
             self._reject_now(SERVICE_UNAVAILABLE)
             await self.release()
