@@ -190,17 +190,30 @@ class CascadeEngine:
 
 
 class _CallAssembler:
-    """Turns indexed tool-call deltas into start / arguments / end events, one call at a time."""
+    """Turns one round's tool-call deltas into start / arguments / end events, one call at a time.
+
+    Every call gets a ``call_…`` id of Palaver's own, unique for the server's lifetime, as OpenAI
+    mints its own: brains number their calls per request ("0", "call_0") or repeat an id, and
+    two calls of a session sharing a ``call_id`` would have their outputs mixed up in the history.
+    The brain's id only tells its calls apart within the round: a delta with another ``index``,
+    or with another id at the same index, starts a new call. The history sent back to the brain
+    carries Palaver's ids (unique, so every output maps back to one call).
+    """
 
     def __init__(self) -> None:
         self._index: int | None = None
+        self._brain_id: str | None = None
 
     def push(self, delta: ToolCallDelta) -> list[EngineEvent]:
         out: list[EngineEvent] = []
-        if delta.index != self._index:
+        other_id = delta.call_id is not None and self._brain_id not in (None, delta.call_id)
+        if delta.index != self._index or other_id:
             out.extend(self.close())
             self._index = delta.index
-            out.append(FunctionCallStart(call_id=delta.call_id or new_id("call"), name=delta.name or ""))
+            self._brain_id = delta.call_id
+            out.append(FunctionCallStart(call_id=new_id("call"), name=delta.name or ""))
+        elif self._brain_id is None:
+            self._brain_id = delta.call_id
         if delta.arguments:
             out.append(FunctionCallArguments(delta.arguments))
         return out
@@ -208,5 +221,5 @@ class _CallAssembler:
     def close(self) -> list[EngineEvent]:
         if self._index is None:
             return []
-        self._index = None
+        self._index = self._brain_id = None
         return [FunctionCallEnd()]

@@ -63,6 +63,34 @@ def _call_message(call_id: str, name: str, arguments: str) -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
+def _pair_calls(items: Sequence[ConversationItem]) -> tuple[dict[int, tuple[str, str]], set[int]]:
+    """Each function call's id for the brain and its output; and the outputs so placed.
+
+    Keys are ``id()`` of the items. The k-th call with a ``call_id`` gets the k-th output with it,
+    wherever it sits. The brain sees the ``call_id`` when no other call has it (Palaver's own
+    ``call_…`` ids always), else the call's item id: a client that repeats a ``call_id`` must not
+    get one call answered with another's output.
+    """
+    calls: dict[str, list[FunctionCallItem]] = {}
+    outputs: dict[str, list[FunctionCallOutputItem]] = {}
+    for item in items:
+        if isinstance(item, FunctionCallItem):
+            calls.setdefault(item.call_id or item.id or "", []).append(item)
+        elif isinstance(item, FunctionCallOutputItem):
+            outputs.setdefault(item.call_id, []).append(item)
+    paired: dict[int, tuple[str, str]] = {}
+    placed: set[int] = set()
+    for key, same in calls.items():
+        answers = outputs.get(key, [])
+        for n, call in enumerate(same):
+            brain_id = key if len(same) == 1 else (call.id or f"{key}#{n + 1}")
+            answer = answers[n] if n < len(answers) else None
+            if answer is not None:
+                placed.add(id(answer))
+            paired[id(call)] = (brain_id, answer.output if answer is not None else PENDING_CALL_OUTPUT)
+    return paired, placed
+
+
 def build_messages(
     instructions: str, items: Sequence[ConversationItem], *, mcp_name: McpNamer = mcp_function_name
 ) -> list[dict[str, Any]]:
@@ -77,12 +105,11 @@ def build_messages(
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
-    outputs = {i.call_id: i.output for i in items if isinstance(i, FunctionCallOutputItem)}
+    calls, placed_outputs = _pair_calls(items)
     approved_calls = {
         i.approval_request_id for i in items if isinstance(i, McpCallItem) and i.approval_request_id
     }
     verdicts = {i.approval_request_id: i for i in items if isinstance(i, McpApprovalResponseItem)}
-    placed: set[str] = set()
     answers: list[dict[str, Any]] = []  # tool messages owed after the current assistant tool_calls message
 
     def settle() -> None:
@@ -111,12 +138,9 @@ def build_messages(
             if content:
                 messages.append({"role": item.role, "content": content})
         elif isinstance(item, FunctionCallItem):
-            call_id = item.call_id or item.id or ""
-            add_call(
-                _call_message(call_id, item.name, item.arguments), outputs.get(call_id, PENDING_CALL_OUTPUT)
-            )
-            placed.add(call_id)
-        elif isinstance(item, FunctionCallOutputItem) and item.call_id not in placed:
+            brain_id, output = calls[id(item)]
+            add_call(_call_message(brain_id, item.name, item.arguments), output)
+        elif isinstance(item, FunctionCallOutputItem) and id(item) not in placed_outputs:
             # An output whose call is not in the context: tell the brain as plain text.
             settle()
             messages.append({"role": "user", "content": f"[function result {item.call_id}] {item.output}"})
