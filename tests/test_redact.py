@@ -15,6 +15,8 @@ from palaver.redact import (
     configure,
     new_error_id,
     pii,
+    redact_urls,
+    safe_url,
     scrub_urls,
     server_error_message,
     showing_pii,
@@ -173,3 +175,38 @@ def test_configure_installs_the_filter_once_on_uvicorns_loggers(caplog: pytest.L
             '%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/v1/models?api_key=sk-abc", "1.1", 200
         )
     assert "/v1/models?<pii:" in caplog.text and "sk-abc" not in caplog.text
+
+
+def test_safe_url_drops_userinfo_query_and_fragment_whatever_the_switch(shown: None) -> None:
+    assert safe_url("https://user:pw@mcp.example.com:8443/v1/mcp?api_key=SECRET#frag") == (
+        "https://mcp.example.com:8443/v1/mcp?…"
+    )
+    assert safe_url("http://[::1]:8000/mcp") == "http://[::1]:8000/mcp"
+    assert safe_url("http://[::1") == "<invalid URL>"
+
+
+def test_redact_urls_in_text_a_client_reads() -> None:
+    text = "Client error '401' for url 'http://u:p@127.0.0.1:9/mcp?api_key=SECRET#x' and https://a.test/p"
+    assert redact_urls(text) == "Client error '401' for url 'http://127.0.0.1:9/mcp?…' and https://a.test/p"
+
+
+def test_query_string_filter_hides_urls_formatted_into_the_message() -> None:
+    record = logging.LogRecord(
+        "mcp.client.streamable_http",
+        logging.INFO,
+        __file__,
+        1,
+        "Redirected to http://h/mcp?api_key=S",
+        None,
+        None,
+    )
+    QueryStringFilter().filter(record)
+    assert record.getMessage() == f"Redirected to http://h/mcp?{pii('api_key=S')}"
+
+
+def test_the_mcp_client_puts_the_filter_on_its_libraries_loggers() -> None:
+    import palaver.tools.mcp_connection  # noqa: F401  (installs the filter at import)
+
+    for name in ("httpx2", "mcp.client.streamable_http", "mcp.client.sse"):
+        filters = [f for f in logging.getLogger(name).filters if isinstance(f, QueryStringFilter)]
+        assert len(filters) == 1, name

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 import anyio
 import httpcore2
@@ -50,6 +50,7 @@ import httpx2
 
 from palaver.config import ConfigError, Settings, is_loopback_host
 from palaver.errors import PalaverError
+from palaver.redact import safe_url
 
 __all__ = [
     "EgressNetworkBackend",
@@ -57,10 +58,7 @@ __all__ = [
     "EgressRefused",
     "EgressTransport",
     "IPAddress",
-    "UrlRedactingFilter",
     "address_class",
-    "redact_urls",
-    "safe_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -174,57 +172,6 @@ def _ip_literal(host: str) -> IPAddress | None:
 
 def _norm_host(host: str) -> str:
     return host.strip().strip("[]").rstrip(".").lower()
-
-
-# --- URLs in messages and logs ----------------------------------------------------------
-
-
-def safe_url(url: str) -> str:
-    """``url`` as it may be shown: without userinfo, query or fragment (they carry secrets)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<invalid URL>"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port is not None else host
-    suffix = "?…" if parts.query else ""
-    return SplitResult(parts.scheme, netloc, parts.path, "", "").geturl() + suffix
-
-
-_URL_IN_TEXT = re.compile(
-    r"(?i)\b(https?|wss?)://([^\s/?#'\"<>]*@)?([^\s/?#'\"<>]*)([^\s?#'\"<>]*)(\?[^\s#'\"<>]*)?(#[^\s'\"<>]*)?"
-)
-
-
-def redact_urls(text: str) -> str:
-    """``text`` with every http(s)/ws(s) URL in it shown as :func:`safe_url` shows it."""
-
-    def one(match: re.Match[str]) -> str:
-        scheme, _userinfo, netloc, path, query, _fragment = match.groups()
-        return f"{scheme}://{netloc}{path}" + ("?…" if query else "")
-
-    return _URL_IN_TEXT.sub(one, text)
-
-
-class UrlRedactingFilter(logging.Filter):
-    """A logging filter that shows URLs in a record's message without userinfo, query or fragment.
-
-    Attach it to the loggers of libraries that log request URLs (httpx2 logs every request
-    at info level, with its query string).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to logging's own error handling
-            return True
-        redacted = redact_urls(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
 
 
 # --- the policy -------------------------------------------------------------------------

@@ -28,8 +28,11 @@ from urllib.parse import urlsplit, urlunsplit
 __all__ = [
     "QueryStringFilter",
     "configure",
+    "install_filter",
     "new_error_id",
     "pii",
+    "redact_urls",
+    "safe_url",
     "scrub_urls",
     "server_error_message",
     "showing_pii",
@@ -52,7 +55,13 @@ def configure(*, log_pii: bool) -> None:
     """Set the switch (at startup) and install :class:`QueryStringFilter` on :data:`FILTERED_LOGGERS`."""
     global _show_pii
     _show_pii = log_pii
-    for name in FILTERED_LOGGERS:
+    install_filter(*FILTERED_LOGGERS)
+
+
+def install_filter(*names: str) -> None:
+    """Put one :class:`QueryStringFilter` on each named logger (a module whose library logs URLs
+    calls it at import, so the filter is there even where :func:`configure` never runs)."""
+    for name in names:
         logger = logging.getLogger(name)
         if not any(isinstance(f, QueryStringFilter) for f in logger.filters):
             logger.addFilter(QueryStringFilter())
@@ -93,6 +102,24 @@ def url_for_log(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def safe_url(url: str) -> str:
+    """``url`` as a client or a log may always be shown it, whatever ``PALAVER_LOG_PII`` says:
+    without userinfo, query or fragment (they carry secrets); ``?…`` marks a query left out."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    return urlunsplit((parts.scheme, _netloc(host, port), parts.path, "", "")) + ("?…" if parts.query else "")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` (an error message a client will read) with every URL in it as :func:`safe_url`
+    shows it."""
+    return _URL.sub(lambda found: safe_url(found.group(0)), text)
+
+
 def scrub_urls(text: str) -> str:
     """``text`` (an exception's message, say) with every URL in it passed through :func:`url_for_log`."""
     if _show_pii:
@@ -118,13 +145,18 @@ class QueryStringFilter(logging.Filter):
     status) as arguments, and ``'%s - "WebSocket %s" …'`` likewise: every argument that is a path
     with a query (``/v1/realtime?model=…&api_key=…``) gets the query's :func:`pii` hash instead.
     httpx logs ``'HTTP Request: %s %s …'`` with the request's URL object: every argument that is a
-    URL goes through :func:`url_for_log`. It never drops a line."""
+    URL goes through :func:`url_for_log`. A URL formatted into the message itself (the ``mcp``
+    SDK's redirect lines) goes through it too. It never drops a line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _show_pii or not isinstance(record.args, tuple):
+        if _show_pii:
             return True
-        if any(_is_path_with_query(arg) or _is_url(arg) for arg in record.args):
+        if isinstance(record.args, tuple) and any(
+            _is_path_with_query(arg) or _is_url(arg) for arg in record.args
+        ):
             record.args = tuple(_arg_for_log(arg) for arg in record.args)
+        if not record.args and isinstance(record.msg, str) and "://" in record.msg:
+            record.msg = scrub_urls(record.msg)
         return True
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 
 import pytest
 
@@ -11,10 +10,7 @@ from palaver.config import ConfigError, Settings
 from palaver.egress import (
     EgressPolicy,
     EgressRefused,
-    UrlRedactingFilter,
     address_class,
-    redact_urls,
-    safe_url,
 )
 
 PUBLIC = EgressPolicy.public_only()
@@ -303,36 +299,6 @@ def test_describe_names_the_rule() -> None:
     assert "only what PALAVER_MCP_ALLOW lists (2 entries)" in allow("10.0.0.0/8, a.test").describe()
 
 
-# --- URLs in messages and logs ----------------------------------------------------------
-
-
-def test_safe_url_drops_userinfo_query_and_fragment() -> None:
-    assert safe_url("https://user:pw@mcp.example.com:8443/v1/mcp?api_key=SECRET#frag") == (
-        "https://mcp.example.com:8443/v1/mcp?…"
-    )
-    assert safe_url("http://[::1]:8000/mcp") == "http://[::1]:8000/mcp"
-    assert safe_url("http://[::1") == "<invalid URL>"
-
-
-def test_redact_urls_in_text() -> None:
-    text = "Client error '401' for url 'http://u:p@127.0.0.1:9/mcp?api_key=SECRET#x' and https://a.test/p"
-    assert redact_urls(text) == "Client error '401' for url 'http://127.0.0.1:9/mcp?…' and https://a.test/p"
-
-
-def test_the_log_filter_rewrites_urls_in_records() -> None:
-    record = logging.LogRecord(
-        "httpx2",
-        logging.INFO,
-        __file__,
-        1,
-        'HTTP Request: %s %s "%s"',
-        ("POST", "http://h/mcp?api_key=S", "200"),
-        None,
-    )
-    assert UrlRedactingFilter().filter(record)
-    assert record.getMessage() == 'HTTP Request: POST http://h/mcp?… "200"'
-
-
 def test_the_public_names_of_the_module() -> None:
     import palaver.egress
 
@@ -342,9 +308,6 @@ def test_the_public_names_of_the_module() -> None:
         "EgressRefused",
         "EgressTransport",
         "IPAddress",
-        "UrlRedactingFilter",
         "address_class",
-        "redact_urls",
-        "safe_url",
     ]
     assert issubclass(EgressRefused, palaver.errors.PalaverError)

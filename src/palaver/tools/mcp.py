@@ -25,9 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from palaver.egress import EgressPolicy, redact_urls
+from palaver.egress import EgressPolicy
 from palaver.protocol.items import McpListToolsItem, McpToolInfo
 from palaver.protocol.tools import FunctionTool, McpTool
+from palaver.redact import redact_urls
 
 from . import mcp_filters
 from .mcp_connection import McpServerConnection, McpTransport, call_result_text, tool_info, wait_abandoned

@@ -58,16 +58,10 @@ from mcp_types import (
 )
 
 from palaver import __version__
-from palaver.egress import (
-    EgressPolicy,
-    EgressRefused,
-    EgressTransport,
-    UrlRedactingFilter,
-    redact_urls,
-    safe_url,
-)
+from palaver.egress import EgressPolicy, EgressRefused, EgressTransport
 from palaver.protocol.items import McpToolInfo
 from palaver.protocol.tools import McpTool
+from palaver.redact import install_filter, redact_urls, safe_url
 
 from . import mcp_filters
 from .mcp_errors import (
@@ -115,10 +109,7 @@ _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI
 
 # httpx2 logs every request's URL at info level, query string included; the SDK's transports
 # log redirect targets. Show those URLs without userinfo, query or fragment.
-for _name in ("httpx2", "mcp.client.streamable_http", "mcp.client.sse"):
-    _logger = logging.getLogger(_name)
-    if not any(isinstance(f, UrlRedactingFilter) for f in _logger.filters):
-        _logger.addFilter(UrlRedactingFilter())
+install_filter("httpx2", "mcp.client.streamable_http", "mcp.client.sse")
 
 _ABANDONED: set[asyncio.Task[Any]] = set()
 

@@ -19,9 +19,10 @@ import httpx2
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
 
-from palaver.egress import EgressRefused, redact_urls
+from palaver.egress import EgressRefused
 from palaver.errors import ToolError
 from palaver.protocol.items import McpCallError, McpHttpError, McpProtocolError, McpToolExecutionError
+from palaver.redact import redact_urls
 
 __all__ = [
     "HTTP_NO_RESPONSE",
