@@ -105,6 +105,15 @@ async def test_a_bad_session_config_is_a_400_with_openais_error_shape(server: Se
     assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_parameter"
     response = await server.post(f"/v1/realtime/calls/{call.id}/accept", content=b"{not json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+    # Bodies that would crash a plain json.loads (RecursionError) or never encode back: 400 too.
+    for hostile in (
+        b'{"type": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"type": NaN}',
+        b'{"t": "\\ud800"}',
+    ):
+        response = await server.post(f"/v1/realtime/calls/{call.id}/accept", content=hostile)
+        assert response.status_code == 400, hostile[:40]
+        assert response.json()["error"]["code"] == "invalid_json"
     assert control.commands == [] and call.state is CallState.PENDING
 
 

@@ -21,7 +21,6 @@ body (the ``openai`` SDK returns ``None``); errors carry OpenAI's JSON shape
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +33,7 @@ from palaver.calls.call import DEFAULT_REJECT_STATUS, Call, CallStateError
 from palaver.calls.switchboard import Switchboard
 from palaver.config import DEFAULT_MODEL
 from palaver.errors import CallError
+from palaver.protocol.bounds import ClientJsonError, loads_client_json
 from palaver.protocol.errors import ProtocolError
 from palaver.protocol.session_config import new_realtime_session
 from palaver.protocol.wire import json_type_name
@@ -199,9 +199,9 @@ async def _json_body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        message = "We could not parse the JSON body of your request. The body must be valid JSON."
+        return loads_client_json(raw)  # the frames' decoder: no nesting, NaN or surrogate can hurt
+    except ClientJsonError as exc:
+        message = f"We could not parse the JSON body of your request ({exc}). The body must be valid JSON."
         raise _Refused(400, message, "invalid_json") from None
 
 
